@@ -1,0 +1,9 @@
+pub mod cli;
+pub mod diag;
+pub mod doc;
+pub mod expr;
+pub mod jsonpath;
+pub mod model;
+pub mod source;
+pub mod spec;
+pub mod validate;
