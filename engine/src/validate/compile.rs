@@ -135,7 +135,13 @@ impl Ctx {
         let span = error.offset.map_or(source.span, |o| source.sub_span(base + o, 1));
         let too_complex =
             error.message.contains("long") || error.message.contains("deep") || error.message.contains("nest");
-        let code = if too_complex { Code::ExprTooComplex } else { Code::ExprSyntax };
+        let code = if too_complex {
+            Code::ExprTooComplex
+        } else if error.message.starts_with("unknown function") {
+            Code::UnknownFunction
+        } else {
+            Code::ExprSyntax
+        };
         let help = if too_complex {
             "split the formula into named aggregates or simpler parts"
         } else {

@@ -72,7 +72,10 @@ pub fn validate(source: &Source) -> Validated {
             ctx.unknown_resource(test, &raw);
         }
     }
-    config::warn_unused(&mut ctx, &raw);
+    // An expression that failed to compile reads nothing, so only a clean spec can tell what is unused.
+    if !ctx.has_errors() {
+        config::warn_unused(&mut ctx, &raw);
+    }
     resources::warn_idle(&mut ctx, &raw);
 
     if ctx.has_errors() {
