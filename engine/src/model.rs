@@ -182,7 +182,7 @@ pub enum Auth {
     Bearer { token: Template },
     ApiKey { location: KeyLocation, name: String, value: Template },
     Basic { username: Template, password: Template },
-    OAuth2ClientCredentials(OAuth2),
+    OAuth2ClientCredentials(Box<OAuth2>),
 }
 
 #[derive(Debug)]
@@ -349,6 +349,8 @@ pub struct Emit {
     pub attributes: Vec<Attribute>,
 }
 
+/// Built once per spec, so the size difference between variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum EmitFields {
     Entity {

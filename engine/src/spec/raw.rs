@@ -181,6 +181,7 @@ pub struct RawHttp {
 }
 
 /// Authentication scheme. Write the kind as the only key, e.g. `auth: { bearer: { token: ... } }`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawAuth {
@@ -416,6 +417,7 @@ pub enum Method {
 }
 
 /// Pagination kind. Write the kind as the only key, e.g. `paginate: { next_url: { path: "$.next" } }`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawPaginate {
@@ -614,6 +616,7 @@ pub struct RawFallbackRequest {
 // Emitting shapes
 
 /// One shape produced from each record. Write the shape as the only key, e.g. `- entity: { ... }`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawEmit {
@@ -1157,7 +1160,7 @@ impl<'de> Deserialize<'de> for FieldMap {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         enum Form {
             Path(String),
-            Long(FieldMapLong),
+            Long(Box<FieldMapLong>),
         }
         impl<'de> Deserialize<'de> for Form {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -1171,7 +1174,7 @@ impl<'de> Deserialize<'de> for FieldMap {
                         Ok(Form::Path(v.to_string()))
                     }
                     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Form, A::Error> {
-                        FieldMapLong::deserialize(de::value::MapAccessDeserializer::new(map)).map(Form::Long)
+                        FieldMapLong::deserialize(de::value::MapAccessDeserializer::new(map)).map(|l| Form::Long(Box::new(l)))
                     }
                 }
                 d.deserialize_any(V)

@@ -109,16 +109,16 @@ impl Ctx {
     pub fn template(&mut self, source: &Sp<String>, vars: &Vars) -> Option<Template> {
         match expr::compile_template(&source.value) {
             Ok(template) => {
-                let variables: Vec<String> = template.variables().into_iter().cloned().collect();
-                let functions: Vec<String> = template.functions().into_iter().cloned().collect();
-                let ok = self.check_names(source, 0, &variables, &functions, vars);
+                let ok = self.check_names(source, 0, template.variables(), template.functions(), vars);
                 ok.then_some(template)
             }
             Err(e) => {
-                let code = if e.message.contains('{') || e.message.contains('}') || e.message.contains("hole") {
-                    Code::TemplateSyntax
-                } else {
-                    Code::ExprSyntax
+                // Errors inside a hole are expression errors; the rest are about the braces themselves.
+                let code = match e.message.strip_prefix("in template hole") {
+                    Some(inner) if inner.contains("unknown function") => Code::UnknownFunction,
+                    Some(inner) if inner.contains("deep") || inner.contains("long") => Code::ExprTooComplex,
+                    Some(_) => Code::ExprSyntax,
+                    None => Code::TemplateSyntax,
                 };
                 let span = e.offset.map_or(source.span, |o| source.sub_span(o, 1));
                 self.push(

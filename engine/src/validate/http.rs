@@ -153,7 +153,7 @@ fn check_auth(ctx: &mut Ctx, auth: Option<&RawAuth>, config: &ConfigCheck) -> Op
                     error_messages.push((code.value.clone(), message.clone()));
                 }
             }
-            Auth::OAuth2ClientCredentials(OAuth2 {
+            Auth::OAuth2ClientCredentials(Box::new(OAuth2 {
                 token_url: token_url?,
                 client_id: client_id?,
                 client_secret: client_secret?,
@@ -162,7 +162,7 @@ fn check_auth(ctx: &mut Ctx, auth: Option<&RawAuth>, config: &ConfigCheck) -> Op
                 refresh_before: refresh_before?,
                 error_code_paths: error_code_paths.into_iter().collect::<Option<_>>()?,
                 error_messages,
-            })
+            }))
         }
     })
 }

@@ -61,11 +61,10 @@ fn check_one(
         let amber = b.amber.as_ref().map(|a| threshold(ctx, a));
         Some(Bands { green: green?, amber: amber.map_or(Some(None), |a| a.map(Some))? })
     });
-    if let Some(evidence) = &indicator.evidence {
-        if !indicator.lets.contains(&evidence.value) {
+    if let Some(evidence) = &indicator.evidence
+        && !indicator.lets.contains(&evidence.value) {
             unknown_aggregate(ctx, evidence, &let_names);
         }
-    }
     let mut fallbacks = Vec::new();
     for fallback in &indicator.when_unavailable {
         if !raw.resources.contains(&fallback.resource.value) {

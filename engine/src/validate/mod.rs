@@ -36,8 +36,7 @@ impl Validated {
 /// Validates a spec file's text and compiles it.
 pub fn validate(source: &Source) -> Validated {
     let loaded = load(source);
-    let mut ctx = Ctx::default();
-    ctx.diagnostics = loaded.diagnostics;
+    let mut ctx = Ctx { diagnostics: loaded.diagnostics, ..Ctx::default() };
     let Some(raw) = loaded.raw else {
         return finish(ctx, None);
     };
@@ -67,11 +66,10 @@ pub fn validate(source: &Source) -> Validated {
     let kris = indicators::check(&mut ctx, &raw.kris, &raw, &config, &shapes, "kris");
     let metrics = indicators::check(&mut ctx, &raw.metrics, &raw, &config, &shapes, "metrics");
 
-    if let Some(test) = &raw.connection_test {
-        if !raw.resources.contains(&test.value) {
+    if let Some(test) = &raw.connection_test
+        && !raw.resources.contains(&test.value) {
             ctx.unknown_resource(test, &raw);
         }
-    }
     // An expression that failed to compile reads nothing, so only a clean spec can tell what is unused.
     if !ctx.has_errors() {
         config::warn_unused(&mut ctx, &raw);

@@ -38,8 +38,8 @@ fn check_one(
 ) -> Option<Resource> {
     let before = ctx.diagnostics.len();
     ctx.check_name(name, "resource");
-    if let Some(budget) = &resource.budget {
-        if !raw.http.budgets.contains(&budget.value) {
+    if let Some(budget) = &resource.budget
+        && !raw.http.budgets.contains(&budget.value) {
             let defined: Vec<&str> = raw.http.budgets.names().collect();
             ctx.push(
                 Diagnostic::error(
@@ -55,7 +55,6 @@ fn check_one(
                 }),
             );
         }
-    }
 
     // Names a request template may read: config, the fan-out parent, and the cursor of an incremental sync.
     let mut vars = Vars::new(format!("in a request of `{}`", name.value), &config.names);
@@ -252,11 +251,10 @@ fn check_paginate(ctx: &mut Ctx, paginate: Option<&RawPaginate>, request: &RawRe
             let at = p.param.as_ref().map_or(crate::diag::Span::default(), |v| v.span);
             owns_param(ctx, &param, at);
             let size_param = p.size_param.as_ref().map(|v| nonempty(ctx, v));
-            if let (Some(size), None) = (&p.size, &p.size_param) {
-                if size.value == 0 {
+            if let (Some(size), None) = (&p.size, &p.size_param)
+                && size.value == 0 {
                     ctx.push(Diagnostic::error(Code::Paging, size.span, "size must be at least 1").with_label("here"));
                 }
-            }
             if let (Some(sp), None) = (&p.size_param, &p.size) {
                 ctx.push(
                     Diagnostic::error(Code::Paging, sp.span, "`size_param` needs `size`, the page size to ask for")
@@ -292,8 +290,8 @@ fn check_incremental(
     request_vars: &Vars,
 ) -> Option<Incremental> {
     let cursor = ctx.path(&incremental.cursor);
-    if let Some(path) = &cursor {
-        if !path.is_singular() {
+    if let Some(path) = &cursor
+        && !path.is_singular() {
             ctx.push(
                 Diagnostic::error(
                     Code::Incremental,
@@ -304,19 +302,17 @@ fn check_incremental(
                 .with_help("use a path of names only, e.g. `$.createdAt`"),
             );
         }
-    }
     let initial_vars = Vars::new("in the initial cursor", &config.names);
     let initial = ctx.expr(&incremental.initial, &initial_vars);
     let lookback = incremental.lookback.as_ref().map_or(Some(Duration::ZERO), |l| ctx.duration(l));
     let max_age = incremental.max_age.as_ref().map(|m| ctx.duration(m));
-    if let (Some(Some(max_age)), Some(lookback), Some(m)) = (&max_age, &lookback, &incremental.max_age) {
-        if max_age <= lookback {
+    if let (Some(Some(max_age)), Some(lookback), Some(m)) = (&max_age, &lookback, &incremental.max_age)
+        && max_age <= lookback {
             ctx.push(
                 Diagnostic::error(Code::Incremental, m.span, "max_age must be longer than lookback")
                     .with_label("too short"),
             );
         }
-    }
     let filter = incremental.filter.as_ref().map(|f| {
         let template = ctx.template(&f.template, request_vars)?;
         if !template.variables().iter().any(|v| v == "cursor") {
@@ -362,8 +358,8 @@ fn check_status_rules(ctx: &mut Ctx, raw: &RawSpec, resource: &RawResource, vars
                 Diagnostic::error(Code::StatusPolicy, rule.action.span, "the rule lists no status").with_label("here"),
             );
         }
-        if let Some(code) = &rule.error_code {
-            if raw.http.error_code_path.is_none() {
+        if let Some(code) = &rule.error_code
+            && raw.http.error_code_path.is_none() {
                 ctx.push(
                     Diagnostic::error(
                         Code::StatusPolicy,
@@ -374,7 +370,6 @@ fn check_status_rules(ctx: &mut Ctx, raw: &RawSpec, resource: &RawResource, vars
                     .with_help("e.g. `error_code_path: \"$.error.code\"`"),
                 );
             }
-        }
         let fallback = match (rule.action.value, &rule.fallback) {
             (StatusAction::Fallback, None) => {
                 ctx.push(
