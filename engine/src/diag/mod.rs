@@ -119,7 +119,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
         let distance = edit_distance(&name.to_lowercase(), &candidate.to_lowercase());
-        let limit = (name.chars().count() / 3).clamp(1, 3);
+        let limit = (name.chars().count().div_ceil(3)).clamp(1, 3);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -127,18 +127,27 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     best.map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: Levenshtein plus swaps of neighbours (`kidn` → `kind` is one edit).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -150,8 +159,8 @@ mod tests {
         let text = "a: 1\nbé: x\n";
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 5), (2, 1));
-        // "é" is two bytes, so the byte after it is the third character of the line.
-        assert_eq!(line_col(text, 8), (2, 4));
+        // "é" is two bytes, so byte 8 (the colon) is the third character of the line.
+        assert_eq!(line_col(text, 8), (2, 3));
         assert_eq!(line_col(text, 999), (3, 1));
     }
 
@@ -161,6 +170,8 @@ mod tests {
         assert_eq!(did_you_mean("endpont", keys), Some("endpoint"));
         assert_eq!(did_you_mean("paginat", keys), Some("paginate"));
         assert_eq!(did_you_mean("xyz", keys), None);
+        assert_eq!(did_you_mean("kidn", ["kind", "count"]), Some("kind"));
+        assert_eq!(did_you_mean("plane", ["plain", "settings"]), Some("plain"));
     }
 
     #[test]
