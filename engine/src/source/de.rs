@@ -364,6 +364,8 @@ impl<'a> Deserializer<'a> for NodeDeserializer<'a, '_> {
     ) -> Result<V::Value, DeError> {
         match &self.node.kind {
             NodeKind::Str(_) => visitor.visit_enum(EnumAccess { de: self, tag: self.node, content: None }),
+            // A variant named `null` may be written as YAML null (`missing: null`), as authors expect.
+            NodeKind::Null if variants.contains(&"null") => visitor.visit_enum(NullVariant),
             NodeKind::Map(entries) if entries.len() == 1 => {
                 let (tag, content) = &entries[0];
                 visitor.visit_enum(EnumAccess { de: self, tag, content: Some(content) })
@@ -485,6 +487,33 @@ impl<'a> de::VariantAccess<'a> for VariantAccess<'a, '_> {
             Some(node) => self.de.child(node).deserialize_struct("", fields, visitor),
             None => Err(DeError::custom("expected settings").at(self.tag.span)),
         }
+    }
+}
+
+/// The `null` variant of an enum, written as YAML null.
+struct NullVariant;
+
+impl<'a> de::EnumAccess<'a> for NullVariant {
+    type Error = DeError;
+    type Variant = NullVariant;
+    fn variant_seed<V: DeserializeSeed<'a>>(self, seed: V) -> Result<(V::Value, Self::Variant), DeError> {
+        Ok((seed.deserialize("null".into_deserializer())?, NullVariant))
+    }
+}
+
+impl<'a> de::VariantAccess<'a> for NullVariant {
+    type Error = DeError;
+    fn unit_variant(self) -> Result<(), DeError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'a>>(self, _seed: T) -> Result<T::Value, DeError> {
+        Err(DeError::custom("`null` takes no settings"))
+    }
+    fn tuple_variant<V: Visitor<'a>>(self, _len: usize, _visitor: V) -> Result<V::Value, DeError> {
+        Err(DeError::custom("`null` takes no settings"))
+    }
+    fn struct_variant<V: Visitor<'a>>(self, _fields: &'static [&'static str], _visitor: V) -> Result<V::Value, DeError> {
+        Err(DeError::custom("`null` takes no settings"))
     }
 }
 

@@ -542,7 +542,10 @@ pub struct RawIncremental {
     /// Server-side filter: a query parameter whose template uses `{cursor}`.
     #[serde(default)]
     pub filter: Option<RawServerFilter>,
-    /// Drop records at or before the window start on the client as well. Default true.
+    /// Drop records before the window start on the client as well, for APIs that ignore or round the
+    /// server-side filter. The first run's window includes its start; later windows start at the saved
+    /// cursor minus `lookback`, and without lookback a record exactly at the saved cursor is not read again.
+    /// Default true.
     #[serde(default = "yes")]
     pub client_filter: bool,
 }
@@ -765,7 +768,7 @@ struct FieldMapLong {
     /// Value used when the source is missing or null.
     #[serde(default)]
     default: Option<Sp<serde_json::Value>>,
-    /// What a missing value means when there is no default. Default `omit`.
+    /// What a missing value means when there is no default. Default `null`.
     #[serde(default)]
     missing: MissingPolicy,
     /// What the field means, for the documentation.
@@ -800,15 +803,15 @@ pub enum Transform {
     EmptyAsMissing,
 }
 
-/// What a value that is missing (or null) turns into.
+/// What a value that is missing (or null) turns into. Expressions see both as the empty value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingPolicy {
-    /// Leave the attribute out (expressions see it as empty).
+    /// Store an explicit null, so every row of a type has the same attributes.
     #[default]
-    Omit,
-    /// Store an explicit null.
     Null,
+    /// Leave the attribute out.
+    Omit,
     /// Do not emit this shape for the record, and count it as skipped.
     SkipRecord,
     /// Fail the resource.
@@ -1174,7 +1177,8 @@ impl<'de> Deserialize<'de> for FieldMap {
                         Ok(Form::Path(v.to_string()))
                     }
                     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Form, A::Error> {
-                        FieldMapLong::deserialize(de::value::MapAccessDeserializer::new(map)).map(|l| Form::Long(Box::new(l)))
+                        FieldMapLong::deserialize(de::value::MapAccessDeserializer::new(map))
+                            .map(|l| Form::Long(Box::new(l)))
                     }
                 }
                 d.deserialize_any(V)

@@ -51,6 +51,15 @@ fn check_one(
             lets.push(compiled);
         }
     }
+    // A fan-out child's data depends on its parents, so an indicator reads them too.
+    let mut index = 0;
+    while index < reads.len() {
+        let parent = raw.resources.get(&reads[index]).and_then(|r| r.for_each.as_ref()).map(|f| f.resource.value.clone());
+        if let Some(parent) = parent.filter(|p| !reads.contains(p)) {
+            reads.push(parent);
+        }
+        index += 1;
+    }
     let let_names: Vec<&str> = indicator.lets.names().collect();
     let formula_vars = Vars::new(format!("in the formula of `{}`", slug.value), config)
         .with_names(let_names.iter().copied())
@@ -62,9 +71,10 @@ fn check_one(
         Some(Bands { green: green?, amber: amber.map_or(Some(None), |a| a.map(Some))? })
     });
     if let Some(evidence) = &indicator.evidence
-        && !indicator.lets.contains(&evidence.value) {
-            unknown_aggregate(ctx, evidence, &let_names);
-        }
+        && !indicator.lets.contains(&evidence.value)
+    {
+        unknown_aggregate(ctx, evidence, &let_names);
+    }
     let mut fallbacks = Vec::new();
     for fallback in &indicator.when_unavailable {
         if !raw.resources.contains(&fallback.resource.value) {

@@ -85,3 +85,19 @@ fn numbers_read_as_text_where_text_is_expected() {
     let (item, _) = read("name: 999\n");
     assert_eq!(item.unwrap().name.value, "999");
 }
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Policy {
+    Omit,
+    Null,
+}
+
+#[test]
+fn yaml_null_selects_a_variant_named_null() {
+    let node = parse("null").unwrap();
+    let sink = RefCell::new(Vec::new());
+    assert_eq!(from_node::<Policy>(&node, &sink).unwrap(), Policy::Null);
+    let node = parse("omit").unwrap();
+    assert_eq!(from_node::<Policy>(&node, &sink).unwrap(), Policy::Omit);
+}
