@@ -176,11 +176,11 @@ mod tests {
 
     #[test]
     fn direct_paths_read_names_and_indexes() {
-        let doc = json!({"a": {"b": [1, 2, 3]}, "@odata.nextLink": "x", "n": null});
+        let doc = json!({"a": {"b": [1, 2, 3]}, "@next.link": "x", "n": null});
         assert_eq!(JsonPath::compile("$.a.b[1]").unwrap().select(&doc), Some(json!(2)));
         assert_eq!(JsonPath::compile("$.a.b[-1]").unwrap().select(&doc), Some(json!(3)));
-        assert_eq!(JsonPath::compile("$['@odata.nextLink']").unwrap().select(&doc), Some(json!("x")));
-        assert_eq!(JsonPath::compile("$[\"@odata.nextLink\"]").unwrap().select(&doc), Some(json!("x")));
+        assert_eq!(JsonPath::compile("$['@next.link']").unwrap().select(&doc), Some(json!("x")));
+        assert_eq!(JsonPath::compile("$[\"@next.link\"]").unwrap().select(&doc), Some(json!("x")));
         assert_eq!(JsonPath::compile("$.missing").unwrap().select(&doc), None);
         assert_eq!(JsonPath::compile("$.n").unwrap().select(&doc), Some(Value::Null));
         assert!(JsonPath::compile("$.a.b").unwrap().is_singular());

@@ -512,7 +512,11 @@ impl<'a> de::VariantAccess<'a> for NullVariant {
     fn tuple_variant<V: Visitor<'a>>(self, _len: usize, _visitor: V) -> Result<V::Value, DeError> {
         Err(DeError::custom("`null` takes no settings"))
     }
-    fn struct_variant<V: Visitor<'a>>(self, _fields: &'static [&'static str], _visitor: V) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'a>>(
+        self,
+        _fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, DeError> {
         Err(DeError::custom("`null` takes no settings"))
     }
 }

@@ -41,11 +41,15 @@ impl Source {
         }
         let bytes = std::fs::read(path).map_err(unreadable)?;
         let text = String::from_utf8(bytes).map_err(|e| {
+            // The text cannot be shown, so the place goes into the message instead of a span.
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let (line, column) = crate::diag::line_col(&String::from_utf8_lossy(valid), valid.len());
             Diagnostic::error(
                 Code::Unreadable,
-                Span::new(e.utf8_error().valid_up_to(), 1),
-                "the file is not valid UTF-8",
+                None,
+                format!("`{name}` is not valid UTF-8 (first bad byte at line {line}, column {column})"),
             )
+            .with_help("save the spec as UTF-8")
         })?;
         Ok(Source { name, text })
     }
@@ -159,11 +163,17 @@ fn yaml_error(text: &str, error: &serde_saphyr::Error) -> Diagnostic {
     let span = error.location().map(|l| location_span(text, &l, true));
     let message = error.to_string();
     // serde-saphyr appends " at line X column Y"; the rendered label already shows where.
-    let message = message.split(" at line ").next().unwrap_or(&message).trim().to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).trim();
     let code = if message.contains("budget") || message.contains("alias") || message.contains("limit") {
         Code::Limits
     } else {
         Code::Unreadable
+    };
+    // Reword the parser's messages that speak of its own options rather than of the spec.
+    let message = if message.contains("Depth") {
+        format!("nesting deeper than {MAX_DEPTH} levels")
+    } else {
+        message.split(", set DuplicateKeyPolicy").next().unwrap_or(message).to_string()
     };
     Diagnostic::error(code, span, message).with_label("here")
 }

@@ -423,7 +423,7 @@ pub enum Method {
 pub enum RawPaginate {
     /// A single page.
     None,
-    /// The body carries the absolute URL of the next page (e.g. `$['@odata.nextLink']`), followed as is.
+    /// The body carries the absolute URL of the next page (e.g. `$['@next.link']`), followed as is.
     NextUrl(RawNextUrl),
     /// An RFC 8288 `Link` header with `rel="next"`.
     LinkHeader(RawLinkHeader),

@@ -23,6 +23,8 @@ pub(crate) struct Vars {
     pub site: String,
     /// Names allowed exactly.
     pub names: BTreeSet<String>,
+    /// Names accepted without being offered in help lines, because another rule reports their misuse.
+    pub quiet_names: BTreeSet<String>,
     /// Prefixes under which any name is allowed (`group.` for a fan-out parent's fields).
     pub prefixes: Vec<String>,
     /// `config.<name>` of every config field, and which of them are secrets.
@@ -86,7 +88,7 @@ impl Ctx {
                 self.push(
                     Diagnostic::error(Code::JsonPathSyntax, span, format!("`{}`: {}", source.value, e.message))
                         .with_label("JSONPath error here")
-                        .with_help("JSONPaths start at the record with `$`, e.g. `$.name` or `$['@odata.nextLink']`"),
+                        .with_help("JSONPaths start at the record with `$`, e.g. `$.name` or `$['@next.link']`"),
                 );
                 None
             }
@@ -147,8 +149,13 @@ impl Ctx {
         } else {
             "expressions use operators such as `==`, `&&`, `+` and functions such as `coalesce(x, 0)`"
         };
+        // "unknown function `x`; did you mean `y`?" reads better with the suggestion as the help line.
+        let (message, help) = match error.message.split_once("; did you mean") {
+            Some((message, rest)) => (message.to_string(), format!("did you mean{rest}")),
+            None => (error.message.clone(), help.to_string()),
+        };
         self.push(
-            Diagnostic::error(code, span, format!("expression `{}`: {}", one_line(&source.value), error.message))
+            Diagnostic::error(code, span, format!("expression `{}`: {message}", one_line(&source.value)))
                 .with_label("here")
                 .with_help(help),
         );
@@ -231,8 +238,9 @@ impl Ctx {
                 }
                 continue;
             }
-            let allowed =
-                vars.names.contains(variable) || vars.prefixes.iter().any(|p| variable.starts_with(p.as_str()));
+            let allowed = vars.names.contains(variable)
+                || vars.quiet_names.contains(variable)
+                || vars.prefixes.iter().any(|p| variable.starts_with(p.as_str()));
             if !allowed {
                 ok = false;
                 let mut candidates: Vec<&str> = vars.names.iter().map(String::as_str).collect();
@@ -346,9 +354,11 @@ fn name_span(source: &Sp<String>, base: usize, name: &str) -> crate::diag::Span 
 
 /// Parses `500ms`, `10s`, `15m`, `24h`, `30d` and sums like `1d12h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err("empty duration".into());
+    }
+    if text.contains(char::is_whitespace) {
+        return Err(format!("`{text}` is not a duration"));
     }
     let mut total_ms: u128 = 0;
     let mut rest = text;

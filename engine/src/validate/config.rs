@@ -108,9 +108,10 @@ fn check_field(
         }
     }
     if let (Some(min), Some(max)) = (&field.minimum, &field.maximum)
-        && min.value > max.value {
-            fail(ctx, max.span, format!("maximum {} is below minimum {}", max.value, min.value), "swap the bounds");
-        }
+        && min.value > max.value
+    {
+        fail(ctx, max.span, format!("maximum {} is below minimum {}", max.value, min.value), "swap the bounds");
+    }
     let pattern = field.pattern.as_ref().and_then(|p| {
         // Anchor the pattern so it must match the whole value, which is what authors mean.
         match regex::Regex::new(&format!("^(?:{})$", p.value)) {
@@ -188,13 +189,14 @@ fn check_field(
         example: field.example.clone(),
     };
     if let Some(default) = &field.default
-        && let Err(why) = compiled.check(&default.value) {
-            ctx.push(
-                Diagnostic::error(Code::ConfigDefault, default.span, format!("default of `{}` {why}", name.value))
-                    .with_label("default here"),
-            );
-            return None;
-        }
+        && let Err(why) = compiled.check(&default.value)
+    {
+        ctx.push(
+            Diagnostic::error(Code::ConfigDefault, default.span, format!("default of `{}` {why}", name.value))
+                .with_label("default here"),
+        );
+        return None;
+    }
     Some(compiled)
 }
 

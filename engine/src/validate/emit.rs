@@ -135,7 +135,7 @@ fn check_attributes(
                 Diagnostic::error(
                     Code::ShapeConflict,
                     name.span,
-                    format!("attribute `{}` has the name of a {} row field", name.value, shape.as_str()),
+                    format!("attribute `{}` has the name of a row field of {} rows", name.value, shape.as_str()),
                 )
                 .with_label("hides the row field")
                 .with_help(format!(

@@ -54,7 +54,8 @@ fn check_one(
     // A fan-out child's data depends on its parents, so an indicator reads them too.
     let mut index = 0;
     while index < reads.len() {
-        let parent = raw.resources.get(&reads[index]).and_then(|r| r.for_each.as_ref()).map(|f| f.resource.value.clone());
+        let parent =
+            raw.resources.get(&reads[index]).and_then(|r| r.for_each.as_ref()).map(|f| f.resource.value.clone());
         if let Some(parent) = parent.filter(|p| !reads.contains(p)) {
             reads.push(parent);
         }

@@ -56,7 +56,13 @@ pub fn validate(source: &Source) -> Validated {
         "hourly" => Some(Schedule::Hourly),
         "daily" => Some(Schedule::Daily),
         "weekly" => Some(Schedule::Weekly),
-        _ => ctx.duration(s).map(Schedule::Every),
+        _ => match ctx.duration(s) {
+            Some(d) if d.is_zero() => {
+                ctx.push(Diagnostic::error(Code::BadDuration, s.span, "the schedule must be longer than zero"));
+                None
+            }
+            other => other.map(Schedule::Every),
+        },
     });
 
     let config = config::check(&mut ctx, &raw);
@@ -67,9 +73,10 @@ pub fn validate(source: &Source) -> Validated {
     let metrics = indicators::check(&mut ctx, &raw.metrics, &raw, &config, &shapes, "metrics");
 
     if let Some(test) = &raw.connection_test
-        && !raw.resources.contains(&test.value) {
-            ctx.unknown_resource(test, &raw);
-        }
+        && !raw.resources.contains(&test.value)
+    {
+        ctx.unknown_resource(test, &raw);
+    }
     // An expression that failed to compile reads nothing, so only a clean spec can tell what is unused.
     if !ctx.has_errors() {
         config::warn_unused(&mut ctx, &raw);

@@ -39,22 +39,23 @@ fn check_one(
     let before = ctx.diagnostics.len();
     ctx.check_name(name, "resource");
     if let Some(budget) = &resource.budget
-        && !raw.http.budgets.contains(&budget.value) {
-            let defined: Vec<&str> = raw.http.budgets.names().collect();
-            ctx.push(
-                Diagnostic::error(
-                    Code::UnknownBudget,
-                    budget.span,
-                    format!("budget `{}` is not defined in http.budgets", budget.value),
-                )
-                .with_label("unknown budget")
-                .with_help(if defined.is_empty() {
-                    "define it under `http.budgets`".to_string()
-                } else {
-                    format!("budgets: {}", defined.join(", "))
-                }),
-            );
-        }
+        && !raw.http.budgets.contains(&budget.value)
+    {
+        let defined: Vec<&str> = raw.http.budgets.names().collect();
+        ctx.push(
+            Diagnostic::error(
+                Code::UnknownBudget,
+                budget.span,
+                format!("budget `{}` is not defined in http.budgets", budget.value),
+            )
+            .with_label("unknown budget")
+            .with_help(if defined.is_empty() {
+                "define it under `http.budgets`".to_string()
+            } else {
+                format!("budgets: {}", defined.join(", "))
+            }),
+        );
+    }
 
     // Names a request template may read: config, the fan-out parent, and the cursor of an incremental sync.
     let mut vars = Vars::new(format!("in a request of `{}`", name.value), &config.names);
@@ -84,6 +85,9 @@ fn check_one(
     if resource.incremental.is_some() {
         vars = vars.with_names(["cursor"]);
     } else {
+        // Accepted quietly so a resource without `incremental` gets one precise diagnostic (E304), not an
+        // unknown-variable error as well.
+        vars.quiet_names.insert("cursor".into());
         check_cursor_unused(ctx, &resource.request);
     }
 
@@ -120,11 +124,15 @@ fn check_cursor_unused(ctx: &mut Ctx, request: &RawRequest) {
         .chain(request.query.iter().map(|(_, v)| v))
         .chain(request.headers.iter().map(|(_, v)| v));
     for template in templates {
-        if let Some(at) = template.value.find("{cursor}") {
+        // Syntax errors are reported when the template is compiled for real; here only `cursor` matters.
+        let reads_cursor =
+            crate::expr::compile_template(&template.value).is_ok_and(|t| t.variables().iter().any(|v| v == "cursor"));
+        if reads_cursor {
+            let at = template.value.find("cursor").unwrap_or(0);
             ctx.push(
                 Diagnostic::error(
                     Code::Incremental,
-                    template.sub_span(at, "{cursor}".len()),
+                    template.sub_span(at, "cursor".len()),
                     "`cursor` is only available to resources with `incremental`",
                 )
                 .with_label("no cursor here")
@@ -191,17 +199,18 @@ fn max_pages(ctx: &mut Ctx, value: &Option<Sp<u32>>) -> u32 {
 fn check_paginate(ctx: &mut Ctx, paginate: Option<&RawPaginate>, request: &RawRequest) -> Option<Paginate> {
     let before = ctx.diagnostics.len();
     // A paginator that sets a query parameter must own it: a fixed value in the request would fight it.
-    let owns_param = |ctx: &mut Ctx, param: &str, at: crate::diag::Span| {
+    let owns_param = |ctx: &mut Ctx, param: &str, at: Option<crate::diag::Span>| {
         if let Some(key) = request.query.key(param) {
-            ctx.push(
-                Diagnostic::error(
-                    Code::Paging,
-                    key.span,
-                    format!("the paginator sets `{param}`; remove it from request.query"),
-                )
-                .with_label("set twice")
-                .with_secondary(at, "the paginator sets it"),
-            );
+            let mut d = Diagnostic::error(
+                Code::Paging,
+                key.span,
+                format!("the paginator sets `{param}`; remove it from request.query"),
+            )
+            .with_label("set twice");
+            if let Some(at) = at {
+                d = d.with_secondary(at, "the paginator sets it");
+            }
+            ctx.push(d);
         }
     };
     let paginate = match paginate {
@@ -217,7 +226,7 @@ fn check_paginate(ctx: &mut Ctx, paginate: Option<&RawPaginate>, request: &RawRe
             stop_on_empty_page: p.stop_on_empty_page,
         },
         Some(RawPaginate::Cursor(p)) => {
-            owns_param(ctx, &p.param.value, p.param.span);
+            owns_param(ctx, &p.param.value, Some(p.param.span));
             let token_path = ctx.path(&p.token_path);
             let has_more_path = p.has_more_path.as_ref().map(|h| ctx.path(h));
             Paginate::Cursor {
@@ -231,8 +240,8 @@ fn check_paginate(ctx: &mut Ctx, paginate: Option<&RawPaginate>, request: &RawRe
         Some(RawPaginate::Offset(p)) => {
             let param = p.param.as_ref().map_or(Some("offset".to_string()), |v| nonempty(ctx, v))?;
             let limit_param = p.limit_param.as_ref().map_or(Some("limit".to_string()), |v| nonempty(ctx, v))?;
-            owns_param(ctx, &param, p.limit.span);
-            owns_param(ctx, &limit_param, p.limit.span);
+            owns_param(ctx, &param, p.param.as_ref().map(|v| v.span));
+            owns_param(ctx, &limit_param, p.limit_param.as_ref().map(|v| v.span));
             if p.limit.value == 0 {
                 ctx.push(Diagnostic::error(Code::Paging, p.limit.span, "limit must be at least 1").with_label("here"));
             }
@@ -248,13 +257,13 @@ fn check_paginate(ctx: &mut Ctx, paginate: Option<&RawPaginate>, request: &RawRe
         }
         Some(RawPaginate::PageNumber(p)) => {
             let param = p.param.as_ref().map_or(Some("page".to_string()), |v| nonempty(ctx, v))?;
-            let at = p.param.as_ref().map_or(crate::diag::Span::default(), |v| v.span);
-            owns_param(ctx, &param, at);
+            owns_param(ctx, &param, p.param.as_ref().map(|v| v.span));
             let size_param = p.size_param.as_ref().map(|v| nonempty(ctx, v));
-            if let (Some(size), None) = (&p.size, &p.size_param)
-                && size.value == 0 {
-                    ctx.push(Diagnostic::error(Code::Paging, size.span, "size must be at least 1").with_label("here"));
-                }
+            if let Some(size) = &p.size
+                && size.value == 0
+            {
+                ctx.push(Diagnostic::error(Code::Paging, size.span, "size must be at least 1").with_label("here"));
+            }
             if let (Some(sp), None) = (&p.size_param, &p.size) {
                 ctx.push(
                     Diagnostic::error(Code::Paging, sp.span, "`size_param` needs `size`, the page size to ask for")
@@ -291,28 +300,30 @@ fn check_incremental(
 ) -> Option<Incremental> {
     let cursor = ctx.path(&incremental.cursor);
     if let Some(path) = &cursor
-        && !path.is_singular() {
-            ctx.push(
-                Diagnostic::error(
-                    Code::Incremental,
-                    incremental.cursor.span,
-                    "the cursor path must select one value per record",
-                )
-                .with_label("matches many")
-                .with_help("use a path of names only, e.g. `$.createdAt`"),
-            );
-        }
+        && !path.is_singular()
+    {
+        ctx.push(
+            Diagnostic::error(
+                Code::Incremental,
+                incremental.cursor.span,
+                "the cursor path must select one value per record",
+            )
+            .with_label("matches many")
+            .with_help("use a path of names only, e.g. `$.createdAt`"),
+        );
+    }
     let initial_vars = Vars::new("in the initial cursor", &config.names);
     let initial = ctx.expr(&incremental.initial, &initial_vars);
     let lookback = incremental.lookback.as_ref().map_or(Some(Duration::ZERO), |l| ctx.duration(l));
     let max_age = incremental.max_age.as_ref().map(|m| ctx.duration(m));
     if let (Some(Some(max_age)), Some(lookback), Some(m)) = (&max_age, &lookback, &incremental.max_age)
-        && max_age <= lookback {
-            ctx.push(
-                Diagnostic::error(Code::Incremental, m.span, "max_age must be longer than lookback")
-                    .with_label("too short"),
-            );
-        }
+        && max_age <= lookback
+    {
+        ctx.push(
+            Diagnostic::error(Code::Incremental, m.span, "max_age must be longer than lookback")
+                .with_label("too short"),
+        );
+    }
     let filter = incremental.filter.as_ref().map(|f| {
         let template = ctx.template(&f.template, request_vars)?;
         if !template.variables().iter().any(|v| v == "cursor") {
@@ -359,17 +370,18 @@ fn check_status_rules(ctx: &mut Ctx, raw: &RawSpec, resource: &RawResource, vars
             );
         }
         if let Some(code) = &rule.error_code
-            && raw.http.error_code_path.is_none() {
-                ctx.push(
-                    Diagnostic::error(
-                        Code::StatusPolicy,
-                        code.span,
-                        "`error_code` needs `http.error_code_path` to find the code in the body",
-                    )
-                    .with_label("cannot be read")
-                    .with_help("e.g. `error_code_path: \"$.error.code\"`"),
-                );
-            }
+            && raw.http.error_code_path.is_none()
+        {
+            ctx.push(
+                Diagnostic::error(
+                    Code::StatusPolicy,
+                    code.span,
+                    "`error_code` needs `http.error_code_path` to find the code in the body",
+                )
+                .with_label("cannot be read")
+                .with_help("e.g. `error_code_path: \"$.error.code\"`"),
+            );
+        }
         let fallback = match (rule.action.value, &rule.fallback) {
             (StatusAction::Fallback, None) => {
                 ctx.push(
@@ -430,7 +442,9 @@ fn order(ctx: &mut Ctx, raw: &RawSpec) -> Vec<usize> {
         let mut current = start;
         while let Some(p) = parent(current) {
             if chain.contains(&p) {
-                let cycle: Vec<&str> = chain.iter().rev().map(|&i| names[i]).collect();
+                // `chain` runs child → parent, so the cycle is the part of it from `p` on, back to `p`.
+                let from = chain.iter().position(|&i| i == p).unwrap_or(0);
+                let cycle: Vec<&str> = chain[from..].iter().map(|&i| names[i]).collect();
                 if reported.insert(cycle.iter().copied().collect::<BTreeSet<_>>()) {
                     let f = raw.resources.0[current].1.for_each.as_ref().expect("a parent means for_each");
                     ctx.push(
@@ -440,7 +454,10 @@ fn order(ctx: &mut Ctx, raw: &RawSpec) -> Vec<usize> {
                             format!("fan-out forms a cycle: {} → {}", cycle.join(" → "), names[p]),
                         )
                         .with_label("closes the cycle")
-                        .with_help("a resource cannot depend, directly or through others, on itself"),
+                        .with_help(
+                            "each resource runs once per record of the next, so none of them can start; \
+                             break the cycle",
+                        ),
                     );
                 }
                 break;
