@@ -61,4 +61,5 @@ pub mod jsonpath;
 pub mod model;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod validate;

@@ -1,0 +1,279 @@
+//! Writing a sync's output: a page of rows with its cursor in one transaction, and the full-sync sweep.
+//!
+//! Every row is an upsert whose UPDATE branch only fires when something differs from the stored row
+//! (`WHERE old IS NOT new`), so SQLite's change count tells written from unchanged without reading the
+//! row first. An unchanged entity or edge then gets a second, tiny update of `last_seen_run` alone: the
+//! sweep needs to know it was seen, and `updated_at` must not move.
+//!
+//! This file does not decide what a page is, when a resource counts as fully enumerated, or whether a
+//! sweep is safe (a resource that failed, or an API that suddenly returns nothing): those are the
+//! runner's calls, made before calling in here.
+
+use super::json::{canonical, canonical_value};
+use super::records::{PageOutcome, PageWrite, Row, Swept, distribution_kind};
+use super::{Result, Store, StoreError, sql_error};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+
+const ENTITY_UPSERT: &str = "
+INSERT INTO entities (instance, type, id, attributes, updated_at, resource, last_seen_run)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (instance, type, id) DO UPDATE SET
+    attributes = excluded.attributes, updated_at = excluded.updated_at,
+    resource = excluded.resource, last_seen_run = excluded.last_seen_run
+WHERE entities.attributes IS NOT excluded.attributes";
+
+const ENTITY_SEEN: &str = "
+UPDATE entities SET last_seen_run = ?4
+WHERE instance = ?1 AND type = ?2 AND id = ?3 AND last_seen_run IS NOT ?4";
+
+const EVENT_UPSERT: &str = "
+INSERT INTO events (instance, name, key, start_ts, end_ts, attributes, resource)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (instance, name, key) DO UPDATE SET
+    start_ts = excluded.start_ts, end_ts = excluded.end_ts,
+    attributes = excluded.attributes, resource = excluded.resource
+WHERE events.start_ts IS NOT excluded.start_ts OR events.end_ts IS NOT excluded.end_ts
+   OR events.attributes IS NOT excluded.attributes";
+
+// The attributes text is the series key, so for a given key only the value can differ.
+const METRIC_UPSERT: &str = "
+INSERT INTO metrics (instance, name, ts, attributes_key, attributes, value, resource)
+VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+ON CONFLICT (instance, name, ts, attributes_key) DO UPDATE SET
+    value = excluded.value, resource = excluded.resource
+WHERE metrics.value IS NOT excluded.value";
+
+const EDGE_UPSERT: &str = "
+INSERT INTO edges (instance, from_type, from_id, kind, to_type, to_id, attributes, updated_at, resource, last_seen_run)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (instance, from_type, from_id, kind, to_type, to_id) DO UPDATE SET
+    attributes = excluded.attributes, updated_at = excluded.updated_at,
+    resource = excluded.resource, last_seen_run = excluded.last_seen_run
+WHERE edges.attributes IS NOT excluded.attributes";
+
+const EDGE_SEEN: &str = "
+UPDATE edges SET last_seen_run = ?7
+WHERE instance = ?1 AND from_type = ?2 AND from_id = ?3 AND kind = ?4 AND to_type = ?5 AND to_id = ?6
+  AND last_seen_run IS NOT ?7";
+
+const DISTRIBUTION_UPSERT: &str = "
+INSERT INTO distributions (instance, name, ts, attributes_key, attributes, kind, points, count, sum, resource)
+VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (instance, name, ts, attributes_key) DO UPDATE SET
+    kind = excluded.kind, points = excluded.points, count = excluded.count, sum = excluded.sum,
+    resource = excluded.resource
+WHERE distributions.kind IS NOT excluded.kind OR distributions.points IS NOT excluded.points
+   OR distributions.count IS NOT excluded.count OR distributions.sum IS NOT excluded.sum";
+
+const STATE_UPSERT: &str = "
+INSERT INTO sync_state (instance, resource, cursor, cursor_ms, resume, run_id, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (instance, resource) DO UPDATE SET
+    cursor = excluded.cursor, cursor_ms = excluded.cursor_ms, resume = excluded.resume,
+    run_id = excluded.run_id, updated_at = excluded.updated_at";
+
+/// The statements of a page, prepared (or taken from the cache) once per page rather than once per row.
+struct Statements<'c> {
+    entity: CachedStatement<'c>,
+    entity_seen: CachedStatement<'c>,
+    event: CachedStatement<'c>,
+    metric: CachedStatement<'c>,
+    edge: CachedStatement<'c>,
+    edge_seen: CachedStatement<'c>,
+    distribution: CachedStatement<'c>,
+}
+
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Statements {
+            entity: conn.prepare_cached(ENTITY_UPSERT)?,
+            entity_seen: conn.prepare_cached(ENTITY_SEEN)?,
+            event: conn.prepare_cached(EVENT_UPSERT)?,
+            metric: conn.prepare_cached(METRIC_UPSERT)?,
+            edge: conn.prepare_cached(EDGE_UPSERT)?,
+            edge_seen: conn.prepare_cached(EDGE_SEEN)?,
+            distribution: conn.prepare_cached(DISTRIBUTION_UPSERT)?,
+        })
+    }
+
+    /// Writes one row; true when it was inserted or changed.
+    fn write(&mut self, page: &PageWrite, row: &Row) -> Result<bool, RowProblem> {
+        let (instance, resource, run, now) = (&page.instance, &page.resource, &page.run_id, page.now);
+        let attributes = canonical(row.attributes()).map_err(|e| RowProblem::Invalid(e.to_string()))?;
+        let changed = match row {
+            Row::Entity { entity_type, id, .. } => {
+                let n = self.entity.execute(params![instance, entity_type, id, attributes, now, resource, run])?;
+                if n == 0 {
+                    self.entity_seen.execute(params![instance, entity_type, id, run])?;
+                }
+                n > 0
+            }
+            Row::Event { name, key, start, end, .. } => {
+                self.event.execute(params![instance, name, key, start, end, attributes, resource])? > 0
+            }
+            Row::Metric { name, ts, value, .. } => {
+                finite("value", *value)?;
+                self.metric.execute(params![instance, name, ts, attributes, value, resource])? > 0
+            }
+            Row::Edge { from_type, from_id, kind, to_type, to_id, .. } => {
+                let n = self.edge.execute(params![
+                    instance, from_type, from_id, kind, to_type, to_id, attributes, now, resource, run
+                ])?;
+                if n == 0 {
+                    self.edge_seen.execute(params![instance, from_type, from_id, kind, to_type, to_id, run])?;
+                }
+                n > 0
+            }
+            Row::Distribution { name, ts, kind, points, count, sum, .. } => {
+                finite("sum", *sum)?;
+                let points = canonical_value(points).map_err(|e| RowProblem::Invalid(e.to_string()))?;
+                let kind = distribution_kind(*kind);
+                self.distribution
+                    .execute(params![instance, name, ts, attributes, kind, points, count, sum, resource])?
+                    > 0
+            }
+        };
+        Ok(changed)
+    }
+}
+
+/// Why a row was not written: refused by the row's own content, or an SQLite failure that has nothing to
+/// do with the row (disk full, lock timeout), which is reported as such rather than blamed on the row.
+enum RowProblem {
+    Invalid(String),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for RowProblem {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
+            RowProblem::Invalid(e.to_string())
+        } else {
+            RowProblem::Sqlite(e)
+        }
+    }
+}
+
+/// SQLite stores NaN as NULL and cannot compare it, so a non-finite number would either be refused by a
+/// NOT NULL column with an obscure message or be rewritten on every run.
+fn finite(field: &str, value: f64) -> Result<(), RowProblem> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(RowProblem::Invalid(format!("{field} is {value}, not a finite number")))
+    }
+}
+
+/// Refuses writes under a run that does not exist, belongs to another instance, or is no longer running:
+/// a wrong run id would otherwise mark rows seen by nobody, and a sweep under it would delete them.
+pub(super) fn check_run(conn: &Connection, path: &Path, op: &str, run_id: &str, instance: &str) -> Result<()> {
+    let found: Option<(String, String)> = conn
+        .prepare_cached("SELECT instance, status FROM runs WHERE run_id = ?1")
+        .and_then(|mut s| s.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(|e| sql_error(path, op, e))?;
+    let mismatch = |problem: String| StoreError::RunMismatch {
+        path: path.to_path_buf(),
+        op: op.to_owned(),
+        run_id: run_id.to_owned(),
+        problem,
+    };
+    match found {
+        None => Err(StoreError::UnknownRun { path: path.to_path_buf(), op: op.to_owned(), run_id: run_id.to_owned() }),
+        Some((owner, _)) if owner != instance => Err(mismatch(format!("belongs to instance `{owner}`"))),
+        Some((_, status)) if status != "running" => {
+            Err(mismatch(format!("is no longer running (it is `{status}`; another run of `{instance}` started)")))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+impl Store {
+    /// Writes a page's rows and, if given, the sync state that follows them, in one transaction: on any
+    /// error nothing of the page is stored, cursor included. The page's run must be running and belong to
+    /// the page's instance.
+    pub fn commit_page(&mut self, page: &PageWrite) -> Result<PageOutcome> {
+        let op = format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance);
+        let path = self.path.as_path();
+        let fail = |e| sql_error(path, op.as_str(), e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        check_run(&tx, path, &op, &page.run_id, &page.instance)?;
+
+        let mut outcome = PageOutcome::default();
+        {
+            let mut statements = Statements::prepare(&tx).map_err(fail)?;
+            for (index, row) in page.rows.iter().enumerate() {
+                match statements.write(page, row) {
+                    Ok(true) => outcome.written += 1,
+                    Ok(false) => outcome.unchanged += 1,
+                    Err(RowProblem::Sqlite(e)) => return Err(fail(e)),
+                    Err(RowProblem::Invalid(reason)) => {
+                        return Err(StoreError::Row {
+                            path: path.to_path_buf(),
+                            op: op.clone(),
+                            index,
+                            row: row.describe(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+
+        if let Some(state) = &page.state {
+            let resume = state
+                .resume
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Invalid { op: op.clone(), problem: format!("resume position: {e}") })?;
+            tx.prepare_cached(STATE_UPSERT)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        page.instance,
+                        page.resource,
+                        state.cursor,
+                        state.cursor_ms,
+                        resume,
+                        page.run_id,
+                        page.now
+                    ])
+                })
+                .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(outcome)
+    }
+
+    /// Ends a full enumeration of `resource` for `instance`: deletes the entities and edges that resource
+    /// last wrote and that `run_id` did not see, in one transaction. Call it only once every page of the
+    /// resource committed; never after a failure, or rows merely not yet fetched would be deleted.
+    pub fn finish_full_sync(&mut self, instance: &str, resource: &str, run_id: &str) -> Result<Swept> {
+        let op = format!("removing rows of resource `{resource}` that vanished for instance `{instance}`");
+        let path = self.path.as_path();
+        let fail = |e| sql_error(path, op.as_str(), e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        check_run(&tx, path, &op, run_id, instance)?;
+        let sweep = |table: &str| -> rusqlite::Result<u64> {
+            let sql = format!("DELETE FROM {table} WHERE instance = ?1 AND resource = ?2 AND last_seen_run IS NOT ?3");
+            Ok(int_to_u64(tx.prepare_cached(&sql)?.execute(params![instance, resource, run_id])?))
+        };
+        let swept = Swept { entities: sweep("entities").map_err(fail)?, edges: sweep("edges").map_err(fail)? };
+        tx.commit().map_err(fail)?;
+        Ok(swept)
+    }
+
+    /// Forgets where `resource` stands for `instance`, so its next sync starts from the spec's initial
+    /// cursor with a full enumeration. Stored rows are kept.
+    pub fn reset_sync_state(&mut self, instance: &str, resource: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM sync_state WHERE instance = ?1 AND resource = ?2", params![instance, resource])
+            .map_err(|e| sql_error(&self.path, format!("resetting the sync state of `{resource}`"), e))?;
+        Ok(n > 0)
+    }
+}
+
+fn int_to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
