@@ -2,7 +2,8 @@
 //!
 //! Each item (a config field, a resource, an indicator, the `http` block) is read on its own, so a broken
 //! resource does not hide the problems of the next one, and unknown keys are all reported. When any
-//! item fails to read, no `RawSpec` is returned, but the diagnostics of every item are.
+//! item fails to read, it is left out of the `RawSpec` and named in `RawSpec::broken`; the error it caused
+//! is already among the diagnostics, so the spec as a whole can never validate.
 
 use super::raw::{Items, RawSpec, SPEC_KEYS};
 use crate::diag::{Code, Diagnostic, Span, did_you_mean};
@@ -10,6 +11,7 @@ use crate::source::de::{Sp, from_node};
 use crate::source::{self, Node, NodeKind, Source};
 use serde::Deserialize;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 /// The result of loading: the raw spec when every item read cleanly, and all diagnostics found.
 pub struct Loaded {
@@ -77,17 +79,18 @@ fn read_spec(root: &Node, sink: &RefCell<Vec<Diagnostic>>) -> Option<RawSpec> {
     let setup = optional::<Vec<String>>(find("setup"), sink);
     let limitations = optional::<Vec<String>>(find("limitations"), sink);
     let connection_test = optional(find("connection_test"), sink);
-    let config = items(find("config"), sink);
+    let broken = RefCell::new(BTreeSet::new());
+    let config = items("config", find("config"), sink, &broken);
     let http = required("http").and_then(|n| one(n, sink));
     let resources = match find("resources") {
-        Some(node) => items(Some(node), sink),
+        Some(node) => items("resources", Some(node), sink, &broken),
         None => {
             missing("resources");
             None
         }
     };
-    let kris = items(find("kris"), sink);
-    let metrics = items(find("metrics"), sink);
+    let kris = items("kris", find("kris"), sink, &broken);
+    let metrics = items("metrics", find("metrics"), sink, &broken);
 
     Some(RawSpec {
         spec_version: spec_version?,
@@ -106,6 +109,7 @@ fn read_spec(root: &Node, sink: &RefCell<Vec<Diagnostic>>) -> Option<RawSpec> {
         resources: resources?,
         kris: kris?,
         metrics: metrics?,
+        broken: broken.into_inner(),
     })
 }
 
@@ -129,8 +133,14 @@ fn optional<'a, T: Deserialize<'a>>(node: Option<&'a Node>, sink: &RefCell<Vec<D
     }
 }
 
-/// Reads a mapping of named items one by one, so every broken item is reported.
-fn items<'a, T: Deserialize<'a>>(node: Option<&'a Node>, sink: &RefCell<Vec<Diagnostic>>) -> Option<Items<T>> {
+/// Reads a mapping of named items one by one, so every broken item is reported. Broken items are left out
+/// and their names recorded in `broken` as `section.name`, so the other items can still be checked.
+fn items<'a, T: Deserialize<'a>>(
+    section: &str,
+    node: Option<&'a Node>,
+    sink: &RefCell<Vec<Diagnostic>>,
+    broken: &RefCell<BTreeSet<String>>,
+) -> Option<Items<T>> {
     let Some(node) = node else {
         return Some(Items::default());
     };
@@ -147,13 +157,14 @@ fn items<'a, T: Deserialize<'a>>(node: Option<&'a Node>, sink: &RefCell<Vec<Diag
         }
     };
     let mut out = Vec::with_capacity(entries.len());
-    let mut failed = false;
     for (key, value) in entries {
         let name = Sp::new(key.scalar_text().unwrap_or_default(), key.span);
         match one::<T>(value, sink) {
             Some(item) => out.push((name, item)),
-            None => failed = true,
+            None => {
+                broken.borrow_mut().insert(format!("{section}.{}", name.value));
+            }
         }
     }
-    (!failed).then_some(Items(out))
+    Some(Items(out))
 }

@@ -60,6 +60,11 @@ pub struct RawSpec {
     /// Dashboard metrics, computed like indicators (bands optional).
     #[serde(default)]
     pub metrics: Items<RawIndicator>,
+    /// Items that failed to load (`resources.users`, `config.tenant_id`), already reported. Later checks
+    /// skip references to them, so one broken item does not bring a cascade of follow-on errors.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub broken: std::collections::BTreeSet<String>,
 }
 
 /// The top-level keys of a spec, in the order the loader reads them.

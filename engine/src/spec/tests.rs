@@ -26,7 +26,9 @@ fn unknown_keys_are_reported_and_loading_goes_on() {
 fn broken_items_are_each_reported() {
     let text = MINIMAL.to_string() + "  logins:\n    request: { path: 5 }\n  audits:\n    request: { path: /a }\n";
     let loaded = load(&Source::new("spec.yaml", text));
-    assert!(loaded.raw.is_none());
+    let raw = loaded.raw.expect("the items that loaded are kept");
+    assert_eq!(raw.resources.names().collect::<Vec<_>>(), ["users"]);
+    assert_eq!(raw.broken.iter().map(String::as_str).collect::<Vec<_>>(), ["resources.audits", "resources.logins"]);
     let messages: Vec<&str> = loaded.diagnostics.iter().map(|d| d.message.as_str()).collect();
     // `path: 5` reads as text, so `logins` only misses `records`, and so does `audits`.
     assert_eq!(messages, vec!["missing key `records`", "missing key `records`"]);

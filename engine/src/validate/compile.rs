@@ -14,6 +14,8 @@ use std::time::Duration;
 pub(crate) struct Ctx {
     pub diagnostics: Vec<Diagnostic>,
     pub used_variables: BTreeSet<String>,
+    /// Some items failed to load, so names they would define may legitimately be missing.
+    pub incomplete: bool,
 }
 
 /// What names an expression or template may read at one place of the spec.
@@ -309,6 +311,9 @@ impl Ctx {
     }
 
     pub fn unknown_resource(&mut self, name: &Sp<String>, raw: &RawSpec) {
+        if raw.broken.contains(&format!("resources.{}", name.value)) {
+            return; // Already reported where it failed to load.
+        }
         let help = match did_you_mean(&name.value, raw.resources.names()) {
             Some(close) => format!("did you mean `{close}`?"),
             None => format!("resources: {}", raw.resources.names().collect::<Vec<_>>().join(", ")),

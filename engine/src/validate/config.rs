@@ -21,6 +21,10 @@ pub(crate) fn check(ctx: &mut Ctx, raw: &RawSpec) -> ConfigCheck {
             names.secrets.insert(format!("config.{}", name.value));
         }
     }
+    // A field that failed to load still exists as far as references go; its own error says what is wrong.
+    for broken in raw.broken.iter().filter_map(|b| b.strip_prefix("config.")) {
+        names.all.insert(format!("config.{broken}"));
+    }
     let mut fields = Vec::new();
     let mut default_deps: BTreeMap<String, (Sp<String>, Vec<String>)> = BTreeMap::new();
     for (name, field) in raw.config.iter() {

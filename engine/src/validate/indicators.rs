@@ -256,6 +256,9 @@ fn resolve_type<'a>(
     if let Some(found) = shapes.get(&target.value) {
         return Some(found);
     }
+    if ctx.incomplete {
+        return None; // A resource that failed to load may emit it; its own error is already reported.
+    }
     let help = if !shape_ok {
         "name rows as `<shape>.<type>`, where shape is entity, event, metric, edge or distribution".to_string()
     } else {
@@ -298,6 +301,9 @@ fn check_lookups(ctx: &mut Ctx, source: &Sp<String>, shapes: &BTreeMap<String, S
         let type_match = capture.get(2).expect("group 2 always matches");
         let key = format!("entity.{}", type_match.as_str());
         let Some(shape_type) = shapes.get(&key) else {
+            if ctx.incomplete {
+                continue; // A resource that failed to load may emit it.
+            }
             let entity_types: Vec<&str> =
                 shapes.values().filter(|s| s.shape == Shape::Entity).map(|s| s.name.as_str()).collect();
             let help = match did_you_mean(type_match.as_str(), entity_types.iter().copied()) {

@@ -40,6 +40,7 @@ pub fn validate(source: &Source) -> Validated {
     let Some(raw) = loaded.raw else {
         return finish(ctx, None);
     };
+    ctx.incomplete = !raw.broken.is_empty();
 
     if raw.spec_version.value != 1 {
         ctx.push(
@@ -117,4 +118,46 @@ fn finish(ctx: Ctx, spec: Option<Spec>) -> Validated {
     diagnostics.sort_by_key(|d| (d.span.map(|s| s.start), d.code));
     diagnostics.dedup();
     Validated { spec, diagnostics }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "spec_version: 1
+id: demo
+title: Demo
+http:
+  base_url: \"https://api.example.com\"
+resources:
+  groups:
+    request: { path: /groups }
+    recrods: \"$[*]\"
+  members:
+    for_each: { resource: groups, as: group }
+    request: { path: \"/groups/{group.id}/members\" }
+    records: \"$[*\"
+    emit:
+      - entity: { type: demo_member, id: $.id }
+";
+
+    #[test]
+    fn a_broken_item_does_not_hide_problems_elsewhere_nor_cascade() {
+        let validated = validate(&Source::new("spec.yaml", SPEC));
+        let codes: Vec<&str> = validated.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        // `groups` misses `records` (and has an unknown key); `members` still gets its JSONPath checked, and
+        // its fan-out over the broken `groups` is not reported again as an unknown resource.
+        assert_eq!(codes, ["E103", "E101", "E205"]);
+        assert!(validated.spec.is_none());
+    }
+
+    #[test]
+    fn run_order_puts_parents_first() {
+        let text = SPEC.replace("recrods", "records").replace("\"$[*\"", "\"$[*]\"");
+        let text = text.replace("resources:\n  groups:", "resources:\n  late:\n    for_each: { resource: members, as: m }\n    request: { path: /x }\n    records: \"$[*]\"\n    emit:\n      - entity: { type: demo_late, id: $.id }\n  groups:");
+        let validated = validate(&Source::new("spec.yaml", text));
+        let spec = validated.spec.expect("valid");
+        let order: Vec<&str> = spec.run_order.iter().map(|&i| spec.resources[i].name.as_str()).collect();
+        assert_eq!(order, ["groups", "members", "late"]);
+    }
 }
