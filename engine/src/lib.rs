@@ -54,11 +54,15 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod doc;
 pub mod expr;
+pub mod http;
 pub mod jsonpath;
+pub mod map;
 pub mod model;
+pub mod run;
 pub mod source;
 pub mod spec;
 pub mod store;

@@ -9,6 +9,11 @@ mod specs;
 /// `engine validate`: one invalid spec per diagnostic code, rendered output kept as snapshots.
 mod validate;
 
+/// `engine run` against a scripted loopback API.
+mod run;
+/// The scripted loopback server the HTTP tests use.
+mod server;
+
 /// Path of a file in the repository.
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

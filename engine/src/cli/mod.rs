@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 ok, 1 spec or config invalid, 2 run failed, 3 run completed but degraded.
 
+mod run;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -33,6 +34,60 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Sync a connector into the store, then print a summary (exit 0 ok, 2 failed, 3 degraded).
+    Run {
+        spec: PathBuf,
+        /// The operator's config file (YAML with a `config:` map; secrets as `{ env: NAME }` or `{ file: PATH }`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The SQLite store.
+        #[arg(long, default_value = crate::store::DEFAULT_PATH)]
+        store: PathBuf,
+        /// Connector instance name (overrides the config file's `instance`).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only these resources (comma-separated), plus the fan-out parents they need.
+        #[arg(long, value_delimiter = ',')]
+        resources: Option<Vec<String>>,
+        /// Ignore saved cursors and resume positions: read everything from the start.
+        #[arg(long)]
+        full: bool,
+        /// Pin the clock (RFC 3339), for reproducible windows and KRIs.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Keep syncing every DURATION (e.g. 15m, 6h) until stopped with Ctrl-C.
+        #[arg(long, conflicts_with = "scheduled")]
+        every: Option<String>,
+        /// Keep syncing on the spec's default schedule until stopped with Ctrl-C.
+        #[arg(long)]
+        scheduled: bool,
+    },
+    /// Exchange a token and probe each resource once: which ones these credentials can read.
+    Check {
+        spec: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Pin the clock (RFC 3339) used for incremental windows in the probes.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Print stored rows of one shape type, one per line (JSON lines or CSV).
+    Export {
+        #[arg(long, default_value = crate::store::DEFAULT_PATH)]
+        store: PathBuf,
+        /// entity, event, metric, edge or distribution.
+        #[arg(long)]
+        shape: String,
+        /// The entity type, event/metric/distribution name or edge kind.
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
     /// Print the JSON Schema of the spec format (what `schemas/spec.schema.json` holds).
     Schema,
     /// Write a connector's reference documentation as Markdown, from the spec alone.
@@ -42,6 +97,12 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +116,24 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate { specs, format, deny_warnings } => {
             validate::run(&specs, format == Format::Json, deny_warnings)
+        }
+        Command::Run { spec, config, store, instance, resources, full, now, format, every, scheduled } => {
+            run::run(run::RunArgs {
+                spec,
+                config,
+                store,
+                instance,
+                resources,
+                full,
+                now,
+                json: format == Format::Json,
+                every,
+                scheduled,
+            })
+        }
+        Command::Check { spec, config, now } => run::check(&spec, &config, now.as_deref()),
+        Command::Export { store, shape, kind, instance, format } => {
+            run::export(run::ExportArgs { store, shape, kind, instance, csv: format == ExportFormat::Csv })
         }
         Command::Schema => {
             print!("{}", crate::spec::schema::spec_schema_json());

@@ -3,7 +3,7 @@
 //!
 //! Families: `E1xx` file and structure, `E2xx` expressions, templates and JSONPath, `E3xx` HTTP, auth,
 //! paging and incremental sync, `E4xx` references between parts of a spec, `E5xx` shapes and indicators,
-//! `W6xx` warnings.
+//! `W6xx` warnings, `E7xx` operator config files (not specs: raised by `config::load`).
 
 use serde::{Serialize, Serializer};
 
@@ -67,6 +67,10 @@ codes! {
     UnusedConfig = "W600": "a config field that nothing reads",
     NoEmit = "W601": "a resource that emits nothing and feeds no fan-out",
     UnreadResource = "W602": "an indicator fallback names a resource that the indicator does not read",
+    ConfigFileKey = "E700": "a config file key or name the spec does not define: a top-level key, config field, KRI or metric",
+    ConfigFileValue = "E701": "a config file value that does not fit: type, pattern, range, allowed values, instance name, band threshold, or a computed default that fails its field",
+    ConfigFileMissing = "E702": "a config file leaves out a required config field, or a band override its `green`",
+    ConfigFileSecret = "E703": "a secret written inline in a config file, or an `env:`/`file:` reference that cannot be resolved",
 }
 
 impl Serialize for Code {

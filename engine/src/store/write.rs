@@ -263,6 +263,25 @@ impl Store {
         Ok(swept)
     }
 
+    /// Counts the rows an interrupted run of `resource` had already seen as seen by `run_id` too, so a run
+    /// that continues that enumeration from where it stopped does not sweep them away at its end.
+    pub fn adopt_seen(&mut self, instance: &str, resource: &str, from_run: &str, run_id: &str) -> Result<u64> {
+        let op = format!("carrying over the rows of resource `{resource}` seen by run `{from_run}`");
+        let path = self.path.as_path();
+        let fail = |e| sql_error(path, op.as_str(), e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        check_run(&tx, path, &op, run_id, instance)?;
+        let adopt = |table: &str| -> rusqlite::Result<u64> {
+            let sql = format!(
+                "UPDATE {table} SET last_seen_run = ?4 WHERE instance = ?1 AND resource = ?2 AND last_seen_run = ?3"
+            );
+            Ok(int_to_u64(tx.prepare_cached(&sql)?.execute(params![instance, resource, from_run, run_id])?))
+        };
+        let adopted = adopt("entities").map_err(fail)? + adopt("edges").map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(adopted)
+    }
+
     /// Forgets where `resource` stands for `instance`, so its next sync starts from the spec's initial
     /// cursor with a full enumeration. Stored rows are kept.
     pub fn reset_sync_state(&mut self, instance: &str, resource: &str) -> Result<bool> {

@@ -1,0 +1,486 @@
+//! `engine run`, `engine check` and `engine export`.
+
+use super::validate::load_valid;
+use crate::config::{self, RunConfig};
+use crate::diag::render_text;
+use crate::model::{Shape, Spec};
+use crate::run::{Observer, RunOptions, RunReport};
+use crate::source::Source;
+use crate::store::{Fields, ResourceReport, RunStatus, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct RunArgs {
+    pub spec: PathBuf,
+    pub config: PathBuf,
+    pub store: PathBuf,
+    pub instance: Option<String>,
+    pub resources: Option<Vec<String>>,
+    pub full: bool,
+    pub now: Option<String>,
+    pub json: bool,
+    pub every: Option<String>,
+    pub scheduled: bool,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let (spec, config) = match load_spec_and_config(&args.spec, &args.config, args.instance.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let pinned_now = match args.now.as_deref().map(parse_now).transpose() {
+        Ok(now) => now,
+        Err(message) => {
+            eprintln!("--now: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let period = match (&args.every, args.scheduled) {
+        (Some(every), _) => match crate::validate::parse_duration(every) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                eprintln!("--every must be longer than zero");
+                return ExitCode::from(1);
+            }
+            Err(message) => {
+                eprintln!("--every: {message}");
+                return ExitCode::from(1);
+            }
+        },
+        (None, true) => match spec.schedule {
+            Some(schedule) => Some(schedule.period()),
+            None => {
+                eprintln!("{} has no default schedule; use --every DURATION", spec.id);
+                return ExitCode::from(1);
+            }
+        },
+        (None, false) => None,
+    };
+    let mut store = match Store::open(&args.store) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the page in flight is committed (Ctrl-C again to quit at once)");
+            stop.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut last;
+    loop {
+        let now_ms = pinned_now.unwrap_or_else(wall_clock_ms);
+        let progress = Progress::new(args.json);
+        let options = RunOptions {
+            now_ms,
+            full: args.full,
+            only: args.resources.clone(),
+            cancel: cancel.clone(),
+            observer: Some(progress.clone()),
+        };
+        let started = std::time::Instant::now();
+        let result = runtime.block_on(crate::run::run(&spec, &config, &mut store, options));
+        progress.clear();
+        last = match result {
+            Ok(report) => {
+                print_report(&report, started.elapsed(), args.json);
+                exit_code(report.status, cancel.is_cancelled())
+            }
+            Err(e) => {
+                eprintln!("run failed: {e}");
+                ExitCode::from(2)
+            }
+        };
+        let Some(period) = period else { break };
+        if cancel.is_cancelled() {
+            break;
+        }
+        if !args.json {
+            eprintln!("next run in {}", humanize(period));
+        }
+        let stopped = runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => false,
+                _ = cancel.cancelled() => true,
+            }
+        });
+        if stopped {
+            break;
+        }
+    }
+    last
+}
+
+fn exit_code(status: RunStatus, cancelled: bool) -> ExitCode {
+    match status {
+        RunStatus::Ok => ExitCode::SUCCESS,
+        RunStatus::Degraded => ExitCode::from(3),
+        // A stop the operator asked for is a clean exit; everything read so far is committed.
+        RunStatus::Interrupted if cancelled => ExitCode::SUCCESS,
+        _ => ExitCode::from(2),
+    }
+}
+
+/// Loads and checks the spec and the config file; prints diagnostics and returns exit code 1 on problems.
+pub fn load_spec_and_config(
+    spec_path: &Path,
+    config_path: &Path,
+    instance: Option<&str>,
+) -> Result<(Spec, RunConfig), ExitCode> {
+    let (_, spec) = load_valid(spec_path)?;
+    let source = Source::read(config_path).map_err(|d| {
+        eprint!("{}", render_text(&[d], &config_path.display().to_string(), "", super::RENDER_WIDTH));
+        ExitCode::from(1)
+    })?;
+    let mut config = config::load(&source, &spec, &config::process_env).map_err(|diagnostics| {
+        // The text may hold a secret written inline by mistake; the rendering shows it masked.
+        let shown = config::mask_inline_secrets(&source, &spec);
+        eprint!("{}", render_text(&diagnostics, &shown.name, &shown.text, super::RENDER_WIDTH));
+        eprintln!("{} is not a valid config for {}", source.name, spec.id);
+        ExitCode::from(1)
+    })?;
+    if let Some(instance) = instance {
+        if let Err(why) = config::check_instance(instance) {
+            eprintln!("--instance: {why}");
+            return Err(ExitCode::from(1));
+        }
+        config.instance = instance.to_string();
+    }
+    Ok((spec, config))
+}
+
+fn parse_now(text: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2025-06-30T12:00:00Z ({e})"))
+}
+
+fn wall_clock_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn print_report(report: &RunReport, elapsed: Duration, json: bool) {
+    if json {
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            let resources: serde_json::Map<String, serde_json::Value> = report
+                .resources
+                .iter()
+                .map(|r| (r.resource.clone(), serde_json::to_value(r).unwrap_or_default()))
+                .collect();
+            object.insert("resources".into(), resources.into());
+            object.insert("duration_ms".into(), (elapsed.as_millis() as u64).into());
+        }
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return;
+    }
+    println!("run {} of {} for instance {}: {}", report.run_id, report.spec, report.instance, report.status.as_str());
+    let width = report.resources.iter().map(|r| r.resource.len()).max().unwrap_or(8).max(8);
+    println!("{:<width$}  {:>6}  {:>9}  {:>9}  {:>8}  status", "resource", "pages", "records", "written", "skipped");
+    for r in &report.resources {
+        println!(
+            "{:<width$}  {:>6}  {:>9}  {:>9}  {:>8}  {}",
+            r.resource,
+            r.pages,
+            r.records,
+            r.written,
+            r.skipped,
+            r.status.as_str()
+        );
+    }
+    let warnings: Vec<String> = report
+        .resources
+        .iter()
+        .flat_map(|r| r.warnings.iter().map(move |w| format!("{}: {w}", r.resource)))
+        .chain(report.warnings.iter().cloned())
+        .collect();
+    if !warnings.is_empty() {
+        println!("warnings:");
+        for warning in warnings {
+            println!("  - {warning}");
+        }
+    }
+    println!(
+        "{} HTTP requests, {} token requests, {:.1}s",
+        report.http_requests,
+        report.token_requests,
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Progress bars on a terminal; nothing when stderr is not one, or for JSON output.
+#[derive(Clone)]
+struct Progress {
+    inner: Option<Arc<ProgressInner>>,
+}
+
+struct ProgressInner {
+    bars: MultiProgress,
+    current: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Arc<Progress> {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Arc::new(Progress {
+            inner: (!quiet && terminal)
+                .then(|| Arc::new(ProgressInner { bars: MultiProgress::new(), current: Mutex::new(BTreeMap::new()) })),
+        })
+    }
+
+    fn clear(&self) {
+        if let Some(inner) = &self.inner {
+            let _ = inner.bars.clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn resource_started(&self, resource: &str) {
+        let Some(inner) = &self.inner else { return };
+        let bar = inner.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(resource.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        inner.current.lock().expect("progress lock").insert(resource.to_string(), bar);
+    }
+
+    fn page_committed(&self, resource: &str, pages: u64, records: u64) {
+        let Some(inner) = &self.inner else { return };
+        if let Some(bar) = inner.current.lock().expect("progress lock").get(resource) {
+            bar.set_message(format!("{pages} pages, {records} records"));
+        }
+    }
+
+    fn resource_finished(&self, report: &ResourceReport) {
+        let Some(inner) = &self.inner else { return };
+        if let Some(bar) = inner.current.lock().expect("progress lock").remove(&report.resource) {
+            bar.finish_with_message(format!(
+                "{} pages, {} records — {}",
+                report.pages,
+                report.records,
+                report.status.as_str()
+            ));
+        }
+    }
+}
+
+pub struct ExportArgs {
+    pub store: PathBuf,
+    pub shape: String,
+    pub kind: String,
+    pub instance: Option<String>,
+    pub csv: bool,
+}
+
+pub fn export(args: ExportArgs) -> ExitCode {
+    let Some(shape) = Shape::parse(&args.shape) else {
+        eprintln!("--shape `{}` is not one of entity, event, metric, edge, distribution", args.shape);
+        return ExitCode::from(1);
+    };
+    let store = match Store::open(&args.store) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let instance = match args.instance {
+        Some(instance) => instance,
+        None => match store.list_instances() {
+            Ok(instances) if instances.len() == 1 => instances[0].clone(),
+            Ok(instances) if instances.is_empty() => {
+                eprintln!("{} holds no data yet", args.store.display());
+                return ExitCode::from(2);
+            }
+            Ok(instances) => {
+                eprintln!("the store holds several instances ({}); choose one with --instance", instances.join(", "));
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let result = if args.csv {
+        export_csv(&store, &instance, shape, &args.kind)
+    } else {
+        export_jsonl(&store, &instance, shape, &args.kind)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The key fields of a row as JSON, in the order they are written out.
+fn key_fields(fields: &Fields<'_>) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    match fields {
+        Fields::Entity { entity_type, id, updated_at } => {
+            vec![("type", json!(entity_type)), ("id", json!(id)), ("updated_at", json!(updated_at))]
+        }
+        Fields::Event { name, key, start, end } => {
+            vec![("name", json!(name)), ("key", json!(key)), ("start", json!(start)), ("end", json!(end))]
+        }
+        Fields::Metric { name, ts, value } => vec![("name", json!(name)), ("ts", json!(ts)), ("value", json!(value))],
+        Fields::Edge { from_type, from_id, kind, to_type, to_id, updated_at } => vec![
+            ("from_type", json!(from_type)),
+            ("from_id", json!(from_id)),
+            ("kind", json!(kind)),
+            ("to_type", json!(to_type)),
+            ("to_id", json!(to_id)),
+            ("updated_at", json!(updated_at)),
+        ],
+        Fields::Distribution { name, ts, kind, count, sum, points } => vec![
+            ("name", json!(name)),
+            ("ts", json!(ts)),
+            ("kind", json!(format!("{kind:?}").to_lowercase())),
+            ("count", json!(count)),
+            ("sum", json!(sum)),
+            ("points", points.clone()),
+        ],
+    }
+}
+
+fn export_jsonl(store: &Store, instance: &str, shape: Shape, kind: &str) -> Result<(), crate::store::StoreError> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    store.for_each_row(instance, shape, kind, |row| {
+        let mut object = serde_json::Map::new();
+        for (name, value) in key_fields(&row.fields) {
+            object.insert(name.into(), value);
+        }
+        object.insert("attributes".into(), serde_json::Value::Object(row.attributes));
+        // A closed pipe (`| head`) ends the export quietly.
+        let _ = writeln!(out, "{}", serde_json::Value::Object(object));
+        Ok::<(), crate::store::StoreError>(())
+    })?;
+    let _ = out.flush();
+    Ok(())
+}
+
+/// CSV with the key fields, then one column per attribute (non-scalar values as JSON). Two passes over
+/// the store keep memory flat: the first collects the attribute names.
+fn export_csv(store: &Store, instance: &str, shape: Shape, kind: &str) -> Result<(), crate::store::StoreError> {
+    use std::io::Write;
+    let mut names: Vec<String> = Vec::new();
+    store.for_each_row(instance, shape, kind, |row| {
+        for name in row.attributes.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        Ok::<(), crate::store::StoreError>(())
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut header_done = false;
+    store.for_each_row(instance, shape, kind, |row| {
+        let keys = key_fields(&row.fields);
+        if !header_done {
+            let header: Vec<String> =
+                keys.iter().map(|(n, _)| csv_cell(n)).chain(names.iter().map(|n| csv_cell(n))).collect();
+            let _ = writeln!(out, "{}", header.join(","));
+            header_done = true;
+        }
+        let cells: Vec<String> = keys
+            .iter()
+            .map(|(_, v)| csv_value(v))
+            .chain(names.iter().map(|n| row.attributes.get(n).map_or(String::new(), csv_value)))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join(","));
+        Ok::<(), crate::store::StoreError>(())
+    })?;
+    let _ = out.flush();
+    Ok(())
+}
+
+fn csv_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => csv_cell(s),
+        other => csv_cell(&other.to_string()),
+    }
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+pub fn check(spec_path: &Path, config_path: &Path, now: Option<&str>) -> ExitCode {
+    let (spec, config) = match load_spec_and_config(spec_path, config_path, None) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let now_ms = match now.map(parse_now).transpose() {
+        Ok(now) => now.unwrap_or_else(wall_clock_ms),
+        Err(message) => {
+            eprintln!("--now: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(crate::run::check(&spec, &config, now_ms)) {
+        Ok(probes) => {
+            let width = probes.iter().map(|p| p.resource.len()).max().unwrap_or(8).max(8);
+            println!("{:<width$}  {:<14}  detail", "resource", "result");
+            for probe in &probes {
+                println!("{:<width$}  {:<14}  {}", probe.resource, probe.outcome.as_str(), probe.detail);
+            }
+            if probes.iter().any(|p| p.outcome == crate::run::ProbeOutcome::Error) {
+                ExitCode::from(2)
+            } else if probes.iter().any(|p| p.outcome != crate::run::ProbeOutcome::Ok) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("check failed: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

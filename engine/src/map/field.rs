@@ -1,0 +1,133 @@
+//! One field mapping, evaluated against one record: source, transforms, default. The missing policy is
+//! left to the caller, because an attribute and a key field react differently to a missing value.
+//!
+//! Also the [`Scope`] that expressions and template holes of a mapping read.
+
+use super::MapContext;
+use super::transform;
+use crate::expr::{Part, Scope, Template, Value as ExprValue, from_json, to_json, to_text};
+use crate::model::{Attribute, FieldMap, FieldSource};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// What a mapping's expressions see: the attributes mapped so far (by name), the fan-out parent's fields
+/// (`alias.field`, nested with more dots), then whatever the caller's config scope resolves (`config.*`).
+///
+/// It borrows the attribute map being built instead of copying it into a lookup table, because most
+/// expressions read one or two names and a copy per record would cost more than every lookup together.
+pub(super) struct RecordScope<'s, 'c> {
+    /// The attributes already mapped; a name of `visible` that is absent here was omitted.
+    attributes: &'s Map<String, Value>,
+    /// The attributes this mapping may read: the earlier ones for an attribute, all of them for key fields
+    /// and `when`.
+    visible: &'s [Attribute],
+    cx: &'s MapContext<'c>,
+}
+
+impl<'s, 'c> RecordScope<'s, 'c> {
+    pub(super) fn new(attributes: &'s Map<String, Value>, visible: &'s [Attribute], cx: &'s MapContext<'c>) -> Self {
+        RecordScope { attributes, visible, cx }
+    }
+}
+
+impl Scope for RecordScope<'_, '_> {
+    fn variable(&self, name: &str) -> Option<ExprValue> {
+        if let Some(value) = self.attributes.get(name) {
+            return Some(from_json(value));
+        }
+        // Omitted attributes read as empty, like null ones, so `missing: omit` never turns an expression
+        // into an "unknown variable" error.
+        if self.visible.iter().any(|a| a.name == name) {
+            return Some(ExprValue::Empty);
+        }
+        if let Some((alias, parent)) = self.cx.parent
+            && let Some(rest) = name.strip_prefix(alias).and_then(|r| r.strip_prefix('.'))
+        {
+            return Some(dotted(parent, rest).map_or(ExprValue::Empty, from_json));
+        }
+        self.cx.config.variable(name)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.cx.now_ms
+    }
+}
+
+/// Walks `a.b.0.c` into a JSON value: names into objects, decimal segments into lists.
+fn dotted<'v>(mut value: &'v Value, path: &str) -> Option<&'v Value> {
+    for segment in path.split('.') {
+        value = match value {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// The value a mapping gives for a record after its transforms and default; `Ok(None)` when it is missing
+/// or null. `Err` carries a message (without record data beyond short scalars) for a skip warning.
+pub(super) fn resolve<'a>(
+    field: &'a FieldMap,
+    record: &'a Value,
+    scope: &dyn Scope,
+) -> Result<Option<Cow<'a, Value>>, String> {
+    let mut value = match &field.source {
+        // A singular path borrows the record's value; only a transform or the final row copies it.
+        FieldSource::Path(path) if path.is_singular() => path.first(record).map(Cow::Borrowed),
+        FieldSource::Path(path) => path.select(record).map(Cow::Owned),
+        FieldSource::Template(template) => render(template, scope)?.map(|text| Cow::Owned(Value::String(text))),
+        FieldSource::Expr(expr) => match expr.eval(scope) {
+            Ok(ExprValue::Empty) => None,
+            Ok(result) => Some(Cow::Owned(to_json(&result))),
+            Err(error) => return Err(format!("expression failed: {}", error.message)),
+        },
+        FieldSource::Value(constant) => Some(Cow::Borrowed(constant)),
+    };
+    value = present(value);
+    for &step in &field.transforms {
+        // A missing value stays missing whatever the transforms; `take` leaves `None` behind for that.
+        let Some(present_value) = value.take() else { break };
+        value = present(transform::apply(step, present_value)?);
+    }
+    Ok(value.or_else(|| field.default.as_ref().filter(|d| !d.is_null()).map(Cow::Borrowed)))
+}
+
+fn present(value: Option<Cow<'_, Value>>) -> Option<Cow<'_, Value>> {
+    value.filter(|v| !v.is_null())
+}
+
+/// Renders a template as `Template::render` with `encode_none` does, except that a hole without a value
+/// makes the whole field missing (so `default` and `missing` apply) instead of being an error.
+fn render(template: &Template, scope: &dyn Scope) -> Result<Option<String>, String> {
+    let mut out = String::with_capacity(template.source().len());
+    for part in template.parts() {
+        match part {
+            Part::Literal(text) => out.push_str(text),
+            Part::Hole(expr) => {
+                let hole = expr.source().trim();
+                let value = expr.eval(scope).map_err(|e| format!("template hole `{hole}` failed: {}", e.message))?;
+                if matches!(value, ExprValue::Empty) {
+                    return Ok(None);
+                }
+                out.push_str(&to_text(&value).map_err(|m| format!("template hole `{hole}`: {m}"))?);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The spec text a mapping reads from, for messages: the JSONPath, template or expression, shortened.
+pub(super) fn source_text(field: &FieldMap) -> String {
+    const LIMIT: usize = 60;
+    let text = match &field.source {
+        FieldSource::Path(path) => path.source(),
+        FieldSource::Template(template) => template.source(),
+        FieldSource::Expr(expr) => expr.source(),
+        FieldSource::Value(_) => return "a constant".to_string(),
+    };
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("`{}...`", &text[..cut]),
+        None => format!("`{text}`"),
+    }
+}
