@@ -537,6 +537,22 @@ pub struct Threshold {
 }
 
 impl Threshold {
+    /// Parses a band threshold such as `>= 95` or `< 0.5`: a comparison, then a finite number.
+    pub fn parse(text: &str) -> Option<Threshold> {
+        let text = text.trim();
+        let (op, rest) = [
+            (">=", Comparison::Ge),
+            ("<=", Comparison::Le),
+            ("==", Comparison::Eq),
+            (">", Comparison::Gt),
+            ("<", Comparison::Lt),
+        ]
+        .iter()
+        .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest)))?;
+        let value = rest.trim().parse::<f64>().ok().filter(|v| v.is_finite())?;
+        Some(Threshold { op, value })
+    }
+
     pub fn holds(self, value: f64) -> bool {
         match self.op {
             Comparison::Ge => value >= self.value,

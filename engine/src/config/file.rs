@@ -8,7 +8,7 @@
 use super::RunConfig;
 use super::resolve::{self, Given, Place, Problem, check_value, typed_text};
 use crate::diag::{Code, Diagnostic, Span, did_you_mean};
-use crate::model::{Bands, Comparison, ConfigField, ConfigType, Spec, Threshold};
+use crate::model::{Bands, ConfigField, ConfigType, Spec, Threshold};
 use crate::source::{self, Node, NodeKind, Source};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
@@ -504,7 +504,7 @@ impl<'a> Walk<'a> {
 
     fn threshold(&mut self, name: &str, node: &Node) -> Option<Threshold> {
         let parsed = match &node.kind {
-            NodeKind::Str(text) => parse_threshold(text),
+            NodeKind::Str(text) => Threshold::parse(text),
             _ => None,
         };
         if parsed.is_none() {
@@ -520,26 +520,6 @@ impl<'a> Walk<'a> {
         }
         parsed
     }
-}
-
-/// Parses a band threshold such as `>= 95` or `< 0.5`.
-///
-/// This duplicates the validator's parser (`threshold()` in `validate/indicators.rs`) on purpose for now:
-/// that one reports into the validator's context and is private, and this module may not change it. The
-/// two must accept the same text; a shared `Threshold::parse` in `model.rs` would remove the copy.
-pub(super) fn parse_threshold(text: &str) -> Option<Threshold> {
-    let text = text.trim();
-    let (op, rest) = [
-        (">=", Comparison::Ge),
-        ("<=", Comparison::Le),
-        ("==", Comparison::Eq),
-        (">", Comparison::Gt),
-        ("<", Comparison::Lt),
-    ]
-    .iter()
-    .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest)))?;
-    let value = rest.trim().parse::<f64>().ok().filter(|v| v.is_finite())?;
-    Some(Threshold { op, value })
 }
 
 /// Environment variable names as shells write them. Anything else (an `=`, a NUL, spaces) is certainly a

@@ -507,11 +507,11 @@ fn band_thresholds_are_parsed_like_the_validator_does() {
     for (text, op, value) in
         [(">= 95", Comparison::Ge, 95.0), ("<0.5", Comparison::Lt, 0.5), (" == 0 ", Comparison::Eq, 0.0)]
     {
-        let threshold = file::parse_threshold(text).expect(text);
+        let threshold = crate::model::Threshold::parse(text).expect(text);
         assert_eq!((threshold.op, threshold.value), (op, value));
     }
     for bad in ["95", ">= inf", ">= NaN", "~ 3", ">="] {
-        assert!(file::parse_threshold(bad).is_none(), "{bad}");
+        assert!(crate::model::Threshold::parse(bad).is_none(), "{bad}");
     }
 }
 

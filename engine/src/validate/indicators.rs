@@ -6,7 +6,7 @@ use super::compile::{ConfigNames, Ctx, Vars};
 use super::config::ConfigCheck;
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::model::{
-    Aggregate, AggregateOp, Bands, Comparison, Fallback, Indicator, ResourceOutcome, Shape, ShapeType, Threshold,
+    Aggregate, AggregateOp, Bands, Fallback, Indicator, ResourceOutcome, Shape, ShapeType, Threshold,
     Window,
 };
 use crate::source::de::Sp;
@@ -343,29 +343,15 @@ fn check_lookups(ctx: &mut Ctx, source: &Sp<String>, shapes: &BTreeMap<String, S
     }
 }
 
-/// Parses a band threshold such as `>= 95` or `< 0.5`.
+/// Parses a band threshold such as `>= 95` or `< 0.5`, or reports why not.
 fn threshold(ctx: &mut Ctx, source: &Sp<String>) -> Option<Threshold> {
-    let text = source.value.trim();
-    let (op, rest) = [
-        (">=", Comparison::Ge),
-        ("<=", Comparison::Le),
-        ("==", Comparison::Eq),
-        (">", Comparison::Gt),
-        ("<", Comparison::Lt),
-    ]
-    .iter()
-    .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest)))
-    .unzip();
-    let value = rest.and_then(|r| r.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
-    match (op, value) {
-        (Some(op), Some(value)) => Some(Threshold { op, value }),
-        _ => {
-            ctx.push(
-                Diagnostic::error(Code::BandSyntax, source.span, format!("`{}` is not a threshold", source.value))
-                    .with_label("here")
-                    .with_help("write a comparison and a number, e.g. `>= 95` or `<= 0`"),
-            );
-            None
-        }
+    let parsed = Threshold::parse(&source.value);
+    if parsed.is_none() {
+        ctx.push(
+            Diagnostic::error(Code::BandSyntax, source.span, format!("`{}` is not a threshold", source.value))
+                .with_label("here")
+                .with_help("write a comparison and a number, e.g. `>= 95` or `<= 0`"),
+        );
     }
+    parsed
 }
