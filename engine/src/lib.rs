@@ -60,6 +60,7 @@ pub mod doc;
 pub mod expr;
 pub mod http;
 pub mod jsonpath;
+pub mod kri;
 pub mod map;
 pub mod model;
 pub mod run;

@@ -9,6 +9,8 @@ mod specs;
 /// `engine validate`: one invalid spec per diagnostic code, rendered output kept as snapshots.
 mod validate;
 
+/// KRIs and metrics over a store: every decision rule, aggregates against a reference, `engine kri`.
+mod kri;
 /// `engine run` against a scripted loopback API.
 mod run;
 /// The scripted loopback server the HTTP tests use.

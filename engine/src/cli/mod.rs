@@ -1,7 +1,8 @@
 //! The command line: parses arguments, calls the library, prints, and picks exit codes. This is the only
 //! module that writes to stdout or stderr.
 //!
-//! Exit codes: 0 ok, 1 spec or config invalid, 2 run failed, 3 run completed but degraded.
+//! Exit codes: 0 ok, 1 spec or config invalid, 2 run failed (`engine kri`: a KRI could not be computed), 3 run
+//! completed but degraded (`engine kri`: a KRI is degraded or not applicable).
 
 mod run;
 mod validate;
@@ -63,6 +64,25 @@ enum Command {
         /// Keep syncing on the spec's default schedule until stopped with Ctrl-C.
         #[arg(long)]
         scheduled: bool,
+    },
+    /// Recompute the KRIs and metrics from the store, without any request (exit 0 ok, 2 error, 3 degraded).
+    Kri {
+        spec: PathBuf,
+        /// The SQLite store.
+        #[arg(long, default_value = crate::store::DEFAULT_PATH)]
+        store: PathBuf,
+        /// The operator's config file, for its KRI selection, band overrides and `config.*` values;
+        /// without it every KRI is computed with the spec's bands.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Connector instance name; by default the config's, else the store's only instance.
+        #[arg(long)]
+        instance: Option<String>,
+        /// Pin the clock (RFC 3339) that windows and `now()` use.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Exchange a token and probe each resource once: which ones these credentials can read.
     Check {
@@ -130,6 +150,9 @@ pub fn main() -> ExitCode {
                 every,
                 scheduled,
             })
+        }
+        Command::Kri { spec, store, config, instance, now, format } => {
+            run::kri(run::KriArgs { spec, store, config, instance, now, json: format == Format::Json })
         }
         Command::Check { spec, config, now } => run::check(&spec, &config, now.as_deref()),
         Command::Export { store, shape, kind, instance, format } => {

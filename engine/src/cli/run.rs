@@ -1,12 +1,13 @@
-//! `engine run`, `engine check` and `engine export`.
+//! `engine run`, `engine kri`, `engine check` and `engine export`.
 
 use super::validate::load_valid;
 use crate::config::{self, RunConfig};
 use crate::diag::render_text;
+use crate::kri::{KriOptions, KriResult};
 use crate::model::{Shape, Spec};
 use crate::run::{Observer, RunOptions, RunReport};
 use crate::source::Source;
-use crate::store::{Fields, ResourceReport, RunStatus, Store};
+use crate::store::{Fields, KriStatus, ResourceReport, RunStatus, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,12 +147,21 @@ pub fn load_spec_and_config(
     config_path: &Path,
     instance: Option<&str>,
 ) -> Result<(Spec, RunConfig), ExitCode> {
+    load_spec_and_config_with(spec_path, config_path, instance, &config::process_env)
+}
+
+fn load_spec_and_config_with(
+    spec_path: &Path,
+    config_path: &Path,
+    instance: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Spec, RunConfig), ExitCode> {
     let (_, spec) = load_valid(spec_path)?;
     let source = Source::read(config_path).map_err(|d| {
         eprint!("{}", render_text(&[d], &config_path.display().to_string(), "", super::RENDER_WIDTH));
         ExitCode::from(1)
     })?;
-    let mut config = config::load(&source, &spec, &config::process_env).map_err(|diagnostics| {
+    let mut config = config::load(&source, &spec, env).map_err(|diagnostics| {
         // The text may hold a secret written inline by mistake; the rendering shows it masked.
         let shown = config::mask_inline_secrets(&source, &spec);
         eprint!("{}", render_text(&diagnostics, &shown.name, &shown.text, super::RENDER_WIDTH));
@@ -228,12 +238,165 @@ fn print_report(report: &RunReport, elapsed: Duration, json: bool) {
             println!("  - {warning}");
         }
     }
+    if !report.kris.is_empty() {
+        print_kris(&report.kris);
+    }
     println!(
         "{} HTTP requests, {} token requests, {:.1}s",
         report.http_requests,
         report.token_requests,
         elapsed.as_secs_f64()
     );
+}
+
+/// KRIs and metrics as a table: one line each, the reason (when there is one) at the end of the line.
+fn print_kris(kris: &[KriResult]) {
+    let value = |k: &KriResult| match (k.value, k.unit) {
+        (None, _) => "-".to_string(),
+        (Some(v), Some("percent")) => format!("{v}%"),
+        (Some(v), _) => v.to_string(),
+    };
+    let width = kris.iter().map(|k| k.slug.len()).max().unwrap_or(9).max(9);
+    let value_width = kris.iter().map(|k| value(k).len()).max().unwrap_or(5).max(5);
+    println!(
+        "{:<width$}  {:<6}  {:>value_width$}  {:<5}  {:<14}  {:>8}  reason",
+        "indicator", "kind", "value", "band", "status", "evidence"
+    );
+    for k in kris {
+        let kind = match k.kind {
+            crate::kri::IndicatorKind::Kri => "kri",
+            crate::kri::IndicatorKind::Metric => "metric",
+        };
+        let line = format!(
+            "{:<width$}  {:<6}  {:>value_width$}  {:<5}  {:<14}  {:>8}  {}",
+            k.slug,
+            kind,
+            value(k),
+            k.band.map_or("-", |b| b.as_str()),
+            k.status.as_str(),
+            k.evidence_count,
+            k.reason.as_deref().unwrap_or("")
+        );
+        println!("{}", line.trim_end());
+    }
+}
+
+pub struct KriArgs {
+    pub spec: PathBuf,
+    pub store: PathBuf,
+    pub config: Option<PathBuf>,
+    pub instance: Option<String>,
+    pub now: Option<String>,
+    pub json: bool,
+}
+
+/// `engine kri`: recomputes and stores every selected indicator from the store alone. Exit 0 when all
+/// are ok, 3 when one is degraded or not applicable, 2 when one could not be computed.
+pub fn kri(args: KriArgs) -> ExitCode {
+    let (spec, config) = match &args.config {
+        Some(path) => {
+            // No request is made, so secrets are not needed: an unset variable reads as a placeholder
+            // instead of stopping the recomputation.
+            let env = |name: &str| config::process_env(name).or_else(|| Some("(not needed by engine kri)".into()));
+            match load_spec_and_config_with(&args.spec, path, args.instance.as_deref(), &env) {
+                Ok((spec, config)) => (spec, Some(config)),
+                Err(code) => return code,
+            }
+        }
+        None => match load_valid(&args.spec) {
+            Ok((_, spec)) => (spec, None),
+            Err(code) => return code,
+        },
+    };
+    let now_ms = match args.now.as_deref().map(parse_now).transpose() {
+        Ok(now) => now.unwrap_or_else(wall_clock_ms),
+        Err(message) => {
+            eprintln!("--now: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    // Opening creates a missing file, which would only hide a mistyped path behind empty results.
+    if !args.store.exists() {
+        eprintln!("there is no store at {}", args.store.display());
+        return ExitCode::from(2);
+    }
+    let mut store = match Store::open(&args.store) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let instance = match (&args.instance, &config) {
+        (Some(instance), _) => instance.clone(),
+        (None, Some(config)) => config.instance.clone(),
+        (None, None) => match store.list_instances() {
+            Ok(instances) if instances.len() == 1 => instances[0].clone(),
+            Ok(instances) if instances.is_empty() => {
+                eprintln!("{} holds no run yet; run `engine run` first", args.store.display());
+                return ExitCode::from(2);
+            }
+            Ok(instances) => {
+                eprintln!("the store holds several instances ({}); choose one with --instance", instances.join(", "));
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Err(why) = config::check_instance(&instance) {
+        eprintln!("--instance: {why}");
+        return ExitCode::from(1);
+    }
+    let last_run = match store.last_run(&instance) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut options = KriOptions::new(&instance, now_ms);
+    if let Some(config) = &config {
+        options = options.with_config(config);
+    }
+    let last = last_run.as_ref().map(crate::kri::LastRun::from_record);
+    let kris = match crate::kri::evaluate_with(&spec, &mut store, &options, last.as_ref()) {
+        Ok(kris) => kris,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let at = crate::expr::format_iso_ms(now_ms).unwrap_or_else(|_| now_ms.to_string());
+    let run_id = last_run.as_ref().map(|r| r.run_id.as_str());
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Output<'a> {
+            spec: &'a str,
+            instance: &'a str,
+            at: &'a str,
+            run_id: Option<&'a str>,
+            #[serde(serialize_with = "crate::kri::serialize_by_slug")]
+            kris: &'a [KriResult],
+        }
+        let output = Output { spec: &spec.id, instance: &instance, at: &at, run_id, kris: &kris };
+        println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
+    } else {
+        match run_id {
+            Some(run_id) => println!("KRIs of {} for instance {instance} at {at}, from run {run_id}", spec.id),
+            None => println!("KRIs of {} for instance {instance} at {at} (no run recorded)", spec.id),
+        }
+        print_kris(&kris);
+    }
+    if kris.iter().any(|k| k.status == KriStatus::Error) {
+        ExitCode::from(2)
+    } else if kris.iter().any(|k| k.status != KriStatus::Ok) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Progress bars on a terminal; nothing when stderr is not one, or for JSON output.

@@ -23,6 +23,7 @@ pub use paginate::{Next, Pager, PagingError, link_with_rel};
 pub use resource::format_cursor;
 
 use crate::config::RunConfig;
+use crate::kri::{KriOptions, KriResult, LastRun};
 use crate::model::Spec;
 use crate::store::{ResourceReport, ResourceStatus, RunStatus, Store, StoreError};
 use serde::Serialize;
@@ -65,11 +66,19 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     pub http_requests: u64,
     pub token_requests: u64,
+    /// The selected KRIs and metrics, evaluated over the store once the sync ended (also when it failed:
+    /// each then says why it is degraded), by slug in spec order.
+    #[serde(serialize_with = "crate::kri::serialize_by_slug")]
+    pub kris: Vec<KriResult>,
 }
 
 impl RunReport {
     pub fn resource(&self, name: &str) -> Option<&ResourceReport> {
         self.resources.iter().find(|r| r.resource == name)
+    }
+
+    pub fn kri(&self, slug: &str) -> Option<&KriResult> {
+        self.kris.iter().find(|k| k.slug == slug)
     }
 }
 
@@ -202,7 +211,7 @@ pub async fn run(
         warnings.push("the run was stopped; the next run continues where this one left off".to_string());
     }
     let ended_at = started_at + elapsed_since(started_at);
-    let report = RunReport {
+    let mut report = RunReport {
         run_id: run_id.clone(),
         spec: spec.id.clone(),
         instance: config.instance.clone(),
@@ -213,9 +222,19 @@ pub async fn run(
         warnings,
         http_requests: requests.load(std::sync::atomic::Ordering::Relaxed),
         token_requests: client.token_requests(),
+        kris: Vec::new(),
     };
     let json = serde_json::to_value(&report).unwrap_or_default();
     store.finish_run(&run_id, status, report.ended_at, &json)?;
+
+    // KRIs come after the run is recorded, from the same outcomes `engine kri` reads back, so both give
+    // the same answer. A store failure here loses no synced data, so it is a warning, not a failed run.
+    let last = LastRun::from_reports(&run_id, status, &report.resources);
+    let kri_options = KriOptions::new(&config.instance, now_ms).with_config(config);
+    match crate::kri::evaluate_with(spec, store, &kri_options, Some(&last)) {
+        Ok(kris) => report.kris = kris,
+        Err(e) => report.warnings.push(format!("KRIs could not be evaluated: {e}")),
+    }
     Ok(report)
 }
 

@@ -6,8 +6,7 @@ use super::compile::{ConfigNames, Ctx, Vars};
 use super::config::ConfigCheck;
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::model::{
-    Aggregate, AggregateOp, Bands, Fallback, Indicator, ResourceOutcome, Shape, ShapeType, Threshold,
-    Window,
+    Aggregate, AggregateOp, Bands, Fallback, Indicator, ResourceOutcome, Shape, ShapeType, Threshold, Window,
 };
 use crate::source::de::Sp;
 use crate::spec::raw::{Items, RawAggregate, RawIndicator, RawSpec};
