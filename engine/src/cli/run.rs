@@ -330,20 +330,9 @@ pub fn kri(args: KriArgs) -> ExitCode {
     let instance = match (&args.instance, &config) {
         (Some(instance), _) => instance.clone(),
         (None, Some(config)) => config.instance.clone(),
-        (None, None) => match store.list_instances() {
-            Ok(instances) if instances.len() == 1 => instances[0].clone(),
-            Ok(instances) if instances.is_empty() => {
-                eprintln!("{} holds no run yet; run `engine run` first", args.store.display());
-                return ExitCode::from(2);
-            }
-            Ok(instances) => {
-                eprintln!("the store holds several instances ({}); choose one with --instance", instances.join(", "));
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
+        (None, None) => match only_instance(&store, &args.store) {
+            Ok(instance) => instance,
+            Err(code) => return code,
         },
     };
     if let Err(why) = config::check_instance(&instance) {
@@ -481,20 +470,9 @@ pub fn export(args: ExportArgs) -> ExitCode {
     };
     let instance = match args.instance {
         Some(instance) => instance,
-        None => match store.list_instances() {
-            Ok(instances) if instances.len() == 1 => instances[0].clone(),
-            Ok(instances) if instances.is_empty() => {
-                eprintln!("{} holds no data yet", args.store.display());
-                return ExitCode::from(2);
-            }
-            Ok(instances) => {
-                eprintln!("the store holds several instances ({}); choose one with --instance", instances.join(", "));
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
+        None => match only_instance(&store, &args.store) {
+            Ok(instance) => instance,
+            Err(code) => return code,
         },
     };
     let result = if args.csv {
@@ -644,6 +622,25 @@ pub fn check(spec_path: &Path, config_path: &Path, now: Option<&str>) -> ExitCod
         Err(e) => {
             eprintln!("check failed: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The store's one instance, when no `--instance` was given; several or none is an error said plainly.
+fn only_instance(store: &Store, path: &Path) -> Result<String, ExitCode> {
+    match store.list_instances() {
+        Ok(instances) if instances.len() == 1 => Ok(instances[0].clone()),
+        Ok(instances) if instances.is_empty() => {
+            eprintln!("{} holds no run yet; run `engine run` first", path.display());
+            Err(ExitCode::from(2))
+        }
+        Ok(instances) => {
+            eprintln!("the store holds several instances ({}); choose one with --instance", instances.join(", "));
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
         }
     }
 }
