@@ -53,7 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     store.for_each_row("example", Shape::Entity, "acme_user", |row| {
-        println!("  {:?} {}", row.field("id"), serde_json::Value::Object(row.attributes));
+        let id = row.field("id").unwrap_or_default();
+        println!("  {} {}", id.as_str().unwrap_or_default(), serde_json::Value::Object(row.attributes));
         Ok::<(), engine::store::StoreError>(())
     })?;
     drop(store);
