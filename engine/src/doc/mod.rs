@@ -822,7 +822,7 @@ fn indicators(doc: &mut Doc, section: &str, what: &str, list: &[Indicator]) {
         table.row(vec![
             code(&indicator.slug),
             indicator.title.clone(),
-            indicator.unit.map(unit).unwrap_or_default().to_string(),
+            indicator.unit.map(Unit::as_str).unwrap_or_default().to_string(),
             indicator.direction.map(direction).unwrap_or_default().to_string(),
             code(indicator.value.source()),
             bands(indicator),
@@ -1019,17 +1019,6 @@ fn transform_name(transform: Transform) -> &'static str {
         Transform::Length => "length",
         Transform::First => "first",
         Transform::EmptyAsMissing => "empty_as_missing",
-    }
-}
-
-fn unit(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Percent => "percent",
-        Unit::Count => "count",
-        Unit::Ratio => "ratio",
-        Unit::Seconds => "seconds",
-        Unit::Days => "days",
-        Unit::Number => "number",
     }
 }
 

@@ -227,17 +227,6 @@ pub fn serialize_by_slug<S: serde::Serializer>(results: &[KriResult], serializer
     map.end()
 }
 
-pub fn unit_name(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Percent => "percent",
-        Unit::Count => "count",
-        Unit::Ratio => "ratio",
-        Unit::Seconds => "seconds",
-        Unit::Days => "days",
-        Unit::Number => "number",
-    }
-}
-
 /// Evaluates the selected indicators against the outcomes of the instance's last stored run and stores
 /// the results. Returns them in spec order, KRIs then metrics.
 pub fn evaluate(spec: &Spec, store: &mut Store, options: &KriOptions<'_>) -> Result<Vec<KriResult>, StoreError> {
@@ -312,7 +301,7 @@ fn finish(
         reason: None,
         evidence: Vec::new(),
         evidence_count: 0,
-        unit: indicator.unit.map(unit_name),
+        unit: indicator.unit.map(Unit::as_str),
     };
 
     let outcome = |resource: &str| last_run.and_then(|r| r.outcome(resource));

@@ -867,6 +867,20 @@ pub enum Unit {
     Number,
 }
 
+impl Unit {
+    /// The unit as the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Percent => "percent",
+            Unit::Count => "count",
+            Unit::Ratio => "ratio",
+            Unit::Seconds => "seconds",
+            Unit::Days => "days",
+            Unit::Number => "number",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
