@@ -64,6 +64,7 @@ pub mod kri;
 pub mod map;
 pub mod model;
 pub mod run;
+pub mod sandbox;
 pub mod source;
 pub mod spec;
 pub mod store;

@@ -5,6 +5,7 @@
 //! completed but degraded (`engine kri`: a KRI is degraded or not applicable).
 
 mod run;
+mod sandbox;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,8 +40,12 @@ enum Command {
     Run {
         spec: PathBuf,
         /// The operator's config file (YAML with a `config:` map; secrets as `{ env: NAME }` or `{ file: PATH }`).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "sandbox", conflicts_with = "sandbox")]
+        config: Option<PathBuf>,
+        /// Run against a sandbox directory instead of the real API: its server starts on 127.0.0.1 and
+        /// the sandbox's own config (no credentials needed) points the spec at it.
+        #[arg(long, value_name = "DIR")]
+        sandbox: Option<PathBuf>,
         /// The SQLite store.
         #[arg(long, default_value = crate::store::DEFAULT_PATH)]
         store: PathBuf,
@@ -108,6 +113,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
     },
+    /// Serve a sandbox directory as the spec's API on 127.0.0.1 until Ctrl-C, logging every request.
+    Sandbox {
+        spec: PathBuf,
+        /// The sandbox directory (a `sandbox.yaml` and one `<resource>.jsonl` per resource).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Pin the sandbox's clock (RFC 3339) and serve the recorded times as they are; by default they
+        /// are moved so the data looks recent.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Print the JSON Schema of the spec format (what `schemas/spec.schema.json` holds).
     Schema,
     /// Write a connector's reference documentation as Markdown, from the spec alone.
@@ -137,10 +156,11 @@ pub fn main() -> ExitCode {
         Command::Validate { specs, format, deny_warnings } => {
             validate::run(&specs, format == Format::Json, deny_warnings)
         }
-        Command::Run { spec, config, store, instance, resources, full, now, format, every, scheduled } => {
+        Command::Run { spec, config, sandbox, store, instance, resources, full, now, format, every, scheduled } => {
             run::run(run::RunArgs {
                 spec,
                 config,
+                sandbox,
                 store,
                 instance,
                 resources,
@@ -158,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Export { store, shape, kind, instance, format } => {
             run::export(run::ExportArgs { store, shape, kind, instance, csv: format == ExportFormat::Csv })
         }
+        Command::Sandbox { spec, data, port, now } => sandbox::serve(&spec, &data, port, now.as_deref()),
         Command::Schema => {
             print!("{}", crate::spec::schema::spec_schema_json());
             ExitCode::SUCCESS

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 pub struct RunArgs {
     pub spec: PathBuf,
-    pub config: PathBuf,
+    /// Exactly one of `config` and `sandbox`.
+    pub config: Option<PathBuf>,
+    pub sandbox: Option<PathBuf>,
     pub store: PathBuf,
     pub instance: Option<String>,
     pub resources: Option<Vec<String>>,
@@ -30,10 +32,6 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let (spec, config) = match load_spec_and_config(&args.spec, &args.config, args.instance.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
     let pinned_now = match args.now.as_deref().map(parse_now).transpose() {
         Ok(now) => now,
         Err(message) => {
@@ -41,6 +39,38 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The sandbox, when there is one, serves until this function returns.
+    let (spec, mut config, _sandbox) = match (&args.config, &args.sandbox) {
+        (Some(config), _) => match load_spec_and_config(&args.spec, config, None) {
+            Ok((spec, config)) => (spec, config, None),
+            Err(code) => return code,
+        },
+        (None, Some(dir)) => {
+            let now_ms = pinned_now.unwrap_or_else(wall_clock_ms);
+            match runtime.block_on(super::sandbox::start(&args.spec, dir, now_ms, pinned_now.is_none())) {
+                Ok((spec, sandbox, config)) => (spec, config, Some(sandbox)),
+                Err(code) => return code,
+            }
+        }
+        (None, None) => {
+            eprintln!("give --config CFG, or --sandbox DIR to run against a sandbox");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(instance) = &args.instance {
+        if let Err(why) = config::check_instance(instance) {
+            eprintln!("--instance: {why}");
+            return ExitCode::from(1);
+        }
+        config.instance = instance.clone();
+    }
     let period = match (&args.every, args.scheduled) {
         (Some(every), _) => match crate::validate::parse_duration(every) {
             Ok(d) if !d.is_zero() => Some(d),
@@ -66,13 +96,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(store) => store,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };

@@ -104,6 +104,38 @@ impl JsonPath {
         }
     }
 
+    /// The member names of a path made only of names (`$.a['@b']` gives `["a", "@b"]`), for writing a
+    /// value where the path would read it; `None` for any other path.
+    pub fn names(&self) -> Option<Vec<String>> {
+        match &self.plan {
+            Plan::Direct(steps) => steps
+                .iter()
+                .map(|step| match step {
+                    Step::Name(name) => Some(name.clone()),
+                    Step::Index(_) => None,
+                })
+                .collect(),
+            Plan::General(_) => None,
+        }
+    }
+
+    /// For a path of names ending in one wildcard (`$.value[*]`, `$[*]`), the names before it: where a
+    /// list of records sits in a document. `None` for any other path.
+    pub fn list_names(&self) -> Option<Vec<String>> {
+        let Plan::General(query) = &self.plan else { return None };
+        let (last, names) = query.segments.split_last()?;
+        if !matches!(last, Segment::Selector(Selector::Wildcard)) {
+            return None;
+        }
+        names
+            .iter()
+            .map(|segment| match segment {
+                Segment::Selector(Selector::Name(name)) => Some(unquote(name)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every value the path matches, in document order.
     pub fn query<'a>(&self, value: &'a Value) -> Vec<&'a Value> {
         match &self.plan {
@@ -184,6 +216,19 @@ mod tests {
         assert_eq!(JsonPath::compile("$.missing").unwrap().select(&doc), None);
         assert_eq!(JsonPath::compile("$.n").unwrap().select(&doc), Some(Value::Null));
         assert!(JsonPath::compile("$.a.b").unwrap().is_singular());
+    }
+
+    #[test]
+    fn names_say_where_a_value_or_a_list_sits() {
+        let names = |p: &str| JsonPath::compile(p).unwrap().names();
+        let list = |p: &str| JsonPath::compile(p).unwrap().list_names();
+        assert_eq!(names("$.a['@b']"), Some(vec!["a".to_string(), "@b".to_string()]));
+        assert_eq!(names("$.a[0]"), None);
+        assert_eq!(list("$.value[*]"), Some(vec!["value".to_string()]));
+        assert_eq!(list("$[*]"), Some(vec![]));
+        assert_eq!(list("$.a['b c'][*]"), Some(vec!["a".to_string(), "b c".to_string()]));
+        assert_eq!(list("$.a[*].b"), None);
+        assert_eq!(list("$..a[*]"), None);
     }
 
     #[test]

@@ -239,6 +239,51 @@ pub async fn run(
 }
 
 /// The resources to read: the config's selection or `only`, plus the fan-out parents they need.
+/// Where a run of `spec` under `config` sends its requests: the rendered base URL and, for OAuth2 client
+/// credentials, the token URL. Nothing secret is rendered.
+pub fn endpoints(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<(url::Url, Option<url::Url>), String> {
+    let (base, _) = request::base_and_allowed(spec, config, now_ms).map_err(|e| e.0)?;
+    let token_url = match &spec.http.auth {
+        crate::model::Auth::OAuth2ClientCredentials(o) => {
+            Some(request::render_url(&o.token_url, &config.scope(now_ms), "token URL").map_err(|e| e.0)?)
+        }
+        _ => None,
+    };
+    Ok((base, token_url))
+}
+
+/// The credential a run sends with every API request when the spec's auth is a bearer token or a key in a
+/// header: the header's name and value. `None` for OAuth2 (the token is minted per run), basic, query keys
+/// and no auth. For test servers that check what they receive; the value is a secret.
+pub fn credential_header(
+    spec: &Spec,
+    config: &RunConfig,
+    now_ms: i64,
+) -> Result<Option<(String, secrecy::SecretString)>, String> {
+    use secrecy::ExposeSecret;
+    Ok(match resource::resolve_auth(spec, config, now_ms).map_err(|e| e.0)? {
+        crate::http::ResolvedAuth::Bearer(token) => {
+            Some(("authorization".into(), format!("Bearer {}", token.expose_secret()).into()))
+        }
+        crate::http::ResolvedAuth::ApiKey { location: crate::model::KeyLocation::Header, name, value } => {
+            Some((name.to_ascii_lowercase(), value))
+        }
+        _ => None,
+    })
+}
+
+/// For OAuth2 client credentials, the client id and secret a run presents to the token endpoint.
+pub fn client_credentials(
+    spec: &Spec,
+    config: &RunConfig,
+    now_ms: i64,
+) -> Result<Option<(String, secrecy::SecretString)>, String> {
+    Ok(match resource::resolve_auth(spec, config, now_ms).map_err(|e| e.0)? {
+        crate::http::ResolvedAuth::OAuth2 { client_id, client_secret, .. } => Some((client_id, client_secret)),
+        _ => None,
+    })
+}
+
 fn selection(spec: &Spec, config: &RunConfig, only: Option<&[String]>) -> Result<Vec<String>, RunError> {
     let mut selected: Vec<String> = match only {
         Some(names) => {

@@ -26,7 +26,7 @@ pub(super) fn client(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<Htt
     HttpClient::new(settings).map_err(|e| RunError::Setup(e.to_string()))
 }
 
-fn resolve_auth(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<ResolvedAuth, request::RenderError> {
+pub(super) fn resolve_auth(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<ResolvedAuth, request::RenderError> {
     let scope = config.auth_scope(now_ms);
     let text = |t: &crate::expr::Template, what: &str| request::render_text(t, &scope, what);
     let secret = |t: &crate::expr::Template, what: &str| text(t, what).map(SecretString::from);
