@@ -20,11 +20,37 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const FIRST: [&str; 16] = [
-    "Adele", "Alex", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne", "Megan",
-    "Miriam", "Nestor", "Patti", "Pradeep",
+    "Adele",
+    "Alex",
+    "Diego",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
 ];
-const LAST: [&str; 12] =
-    ["Vance", "Wilber", "Siciliani", "Archie", "Mueller", "Langer", "Lorenz", "Sherman", "Gu", "Holloway", "Robbins", "Bowen"];
+const LAST: [&str; 12] = [
+    "Vance",
+    "Wilber",
+    "Siciliani",
+    "Archie",
+    "Mueller",
+    "Langer",
+    "Lorenz",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Robbins",
+    "Bowen",
+];
 const DAY: i64 = 86_400_000;
 
 struct Args {
@@ -40,7 +66,9 @@ fn main() {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}\nusage: generate_tenant --users N --signins N --out DIR [--audits N] [--anchor RFC3339] [--extends DIR]");
+            eprintln!(
+                "{message}\nusage: generate_tenant --users N --signins N --out DIR [--audits N] [--anchor RFC3339] [--extends DIR]"
+            );
             std::process::exit(2);
         }
     };
@@ -167,7 +195,8 @@ fn write_tenant(args: &Args) -> std::io::Result<()> {
         // Registration details omit disabled users. Administrators 2 and 6 (the guest) have not registered.
         if enabled {
             let registered = !matches!(i, 2 | 6) && (i < 8 || rng.chance(85));
-            let methods: Vec<&str> = if registered { vec!["microsoftAuthenticatorPush", "softwareOneTimePasscode"] } else { vec![] };
+            let methods: Vec<&str> =
+                if registered { vec!["microsoftAuthenticatorPush", "softwareOneTimePasscode"] } else { vec![] };
             mfa_file.write(&json!({
                 "id": id,
                 "userPrincipalName": upn,
@@ -207,16 +236,20 @@ fn write_tenant(args: &Args) -> std::io::Result<()> {
     mfa_file.finish()?;
     risky_file.finish()?;
 
-    Lines::write_all(&args.out, "organization", &[json!({
-        "id": "00000000-0000-4000-8000-00000000c0de",
-        "displayName": "Contoso (sandbox)",
-        "tenantType": "AAD",
-        "createdDateTime": time(anchor - 2000 * DAY),
-        "verifiedDomains": [
-            {"name": domain, "isDefault": true, "isInitial": false, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"},
-            {"name": "contoso.onmicrosoft.com", "isDefault": false, "isInitial": true, "type": "Managed", "capabilities": "Email"}
-        ]
-    })])?;
+    Lines::write_all(
+        &args.out,
+        "organization",
+        &[json!({
+            "id": "00000000-0000-4000-8000-00000000c0de",
+            "displayName": "Contoso (sandbox)",
+            "tenantType": "AAD",
+            "createdDateTime": time(anchor - 2000 * DAY),
+            "verifiedDomains": [
+                {"name": domain, "isDefault": true, "isInitial": false, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"},
+                {"name": "contoso.onmicrosoft.com", "isDefault": false, "isInitial": true, "type": "Managed", "capabilities": "Email"}
+            ]
+        })],
+    )?;
     write_roles(&args.out, &users)?;
     write_policies(&args.out, &users)?;
     write_signins(&args.out, args, &users, &mut rng)?;
@@ -280,12 +313,8 @@ fn write_roles(out: &Path, users: &[User]) -> std::io::Result<()> {
         let u = &users[i];
         json!({"_parent": role_id(role), "@odata.type": "#microsoft.graph.user", "id": u.id, "displayName": u.name, "userPrincipalName": u.upn, "accountEnabled": u.enabled})
     };
-    let service_principal = |role: usize| {
-        json!({"_parent": role_id(role), "@odata.type": "#microsoft.graph.servicePrincipal", "id": guid(3, 1), "displayName": "Provisioning Connector", "appId": guid(4, 1)})
-    };
-    let group = |role: usize| {
-        json!({"_parent": role_id(role), "@odata.type": "#microsoft.graph.group", "id": guid(5, 1), "displayName": "Tier 0 Admins", "isAssignableToRole": true})
-    };
+    let service_principal = |role: usize| json!({"_parent": role_id(role), "@odata.type": "#microsoft.graph.servicePrincipal", "id": guid(3, 1), "displayName": "Provisioning Connector", "appId": guid(4, 1)});
+    let group = |role: usize| json!({"_parent": role_id(role), "@odata.type": "#microsoft.graph.group", "id": guid(5, 1), "displayName": "Tier 0 Admins", "isAssignableToRole": true});
     // User 1 holds three roles; user 6 is a guest administrator; users 2 and 6 lack MFA.
     let members = vec![
         user(0, 0),
@@ -327,10 +356,34 @@ fn write_policies(out: &Path, users: &[User]) -> std::io::Result<()> {
         policy(1, "Baseline: require MFA for all users", "enabled", all(vec![]), mfa.clone()),
         policy(2, "Require MFA except break-glass", "enabled", all(vec![users[0].id.clone()]), mfa.clone()),
         policy(3, "Report-only: MFA for all users", "enabledForReportingButNotEnforced", all(vec![]), mfa.clone()),
-        policy(4, "Block legacy authentication", "enabled", all(vec![]), json!({"operator": "OR", "builtInControls": ["block"], "customAuthenticationFactors": [], "termsOfUse": [], "authenticationStrength": null})),
-        policy(5, "Phishing-resistant MFA for all users", "enabled", all(vec![]), json!({"operator": "OR", "builtInControls": [], "customAuthenticationFactors": [], "termsOfUse": [], "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000004", "displayName": "Phishing-resistant MFA"}})),
-        policy(6, "Sign-in frequency for guests (session only)", "enabled", json!({"includeUsers": ["GuestsOrExternalUsers"], "excludeUsers": []}), Value::Null),
-        policy(7, "MFA for administrators", "enabled", json!({"includeUsers": [], "excludeUsers": [], "includeRoles": [ROLES[0].0, ROLES[2].0]}), mfa.clone()),
+        policy(
+            4,
+            "Block legacy authentication",
+            "enabled",
+            all(vec![]),
+            json!({"operator": "OR", "builtInControls": ["block"], "customAuthenticationFactors": [], "termsOfUse": [], "authenticationStrength": null}),
+        ),
+        policy(
+            5,
+            "Phishing-resistant MFA for all users",
+            "enabled",
+            all(vec![]),
+            json!({"operator": "OR", "builtInControls": [], "customAuthenticationFactors": [], "termsOfUse": [], "authenticationStrength": {"id": "00000000-0000-0000-0000-000000000004", "displayName": "Phishing-resistant MFA"}}),
+        ),
+        policy(
+            6,
+            "Sign-in frequency for guests (session only)",
+            "enabled",
+            json!({"includeUsers": ["GuestsOrExternalUsers"], "excludeUsers": []}),
+            Value::Null,
+        ),
+        policy(
+            7,
+            "MFA for administrators",
+            "enabled",
+            json!({"includeUsers": [], "excludeUsers": [], "includeRoles": [ROLES[0].0, ROLES[2].0]}),
+            mfa.clone(),
+        ),
         policy(8, "Old MFA policy (disabled)", "disabled", all(vec![]), mfa),
     ];
     Lines::write_all(out, "conditional_access_policies", &policies)
@@ -353,7 +406,13 @@ fn write_signins(out: &Path, args: &Args, users: &[User], rng: &mut Rng) -> std:
     // A tenth of the sign-ins fall in the day after the anchor: a run at a later clock reads them as new.
     let later = args.signins / 10;
     let mut times: Vec<i64> = (0..args.signins)
-        .map(|i| if i < later { args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64 } else { args.anchor_ms - rng.below(7 * DAY as u64) as i64 })
+        .map(|i| {
+            if i < later {
+                args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64
+            } else {
+                args.anchor_ms - rng.below(7 * DAY as u64) as i64
+            }
+        })
         .collect();
     // Graph returns sign-ins newest first.
     times.sort_unstable_by(|a, b| b.cmp(a));
@@ -401,7 +460,13 @@ fn write_audits(out: &Path, args: &Args, users: &[User], rng: &mut Rng) -> std::
     let count = args.audits.unwrap_or((args.signins / 8).max(12));
     let later = count / 10;
     let mut times: Vec<i64> = (0..count)
-        .map(|i| if i < later { args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64 } else { args.anchor_ms - rng.below(6 * DAY as u64) as i64 })
+        .map(|i| {
+            if i < later {
+                args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64
+            } else {
+                args.anchor_ms - rng.below(6 * DAY as u64) as i64
+            }
+        })
         .collect();
     times.sort_unstable_by(|a, b| b.cmp(a));
     let mut file = Lines::create(out, "directory_audits")?;

@@ -9,11 +9,20 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 /// Loads the spec and the sandbox directory and starts serving; prints what went wrong otherwise.
-pub async fn start(spec_path: &Path, dir: &Path, now_ms: i64, shift_to_now: bool) -> Result<(Spec, Sandbox, RunConfig), ExitCode> {
+pub async fn start(
+    spec_path: &Path,
+    dir: &Path,
+    now_ms: i64,
+    shift_to_now: bool,
+) -> Result<(Spec, Sandbox, RunConfig), ExitCode> {
     start_with(spec_path, dir, SandboxOptions { port: 0, now_ms, shift_to_now, on_request: None }).await
 }
 
-async fn start_with(spec_path: &Path, dir: &Path, options: SandboxOptions) -> Result<(Spec, Sandbox, RunConfig), ExitCode> {
+async fn start_with(
+    spec_path: &Path,
+    dir: &Path,
+    options: SandboxOptions,
+) -> Result<(Spec, Sandbox, RunConfig), ExitCode> {
     let (_, spec) = load_valid(spec_path)?;
     let data = SandboxData::load(dir).map_err(|e| {
         eprintln!("{e}");

@@ -48,6 +48,8 @@ struct SandboxFile {
     #[serde(default)]
     resources: BTreeMap<String, ResourceFile>,
     runs: Option<Vec<RunPlan>>,
+    /// For replayed scenarios: another scenario directory whose stored rows this one must end with.
+    same_store_as: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -132,6 +134,8 @@ pub struct SandboxData {
     pub token_error: Value,
     pub resources: BTreeMap<String, ResourceData>,
     pub runs: Vec<RunPlan>,
+    /// For replayed scenarios: a scenario whose stored rows this one must end with (not inherited).
+    pub same_store_as: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -149,6 +153,7 @@ impl SandboxData {
     /// Loads the sandbox in `dir`, following `extends`.
     pub fn load(dir: &Path) -> Result<SandboxData, DataError> {
         let chain = read_chain(dir)?;
+        let same_store_as = chain[0].0.same_store_as.as_ref().map(|other| dir.join(other));
         let mut merged = SandboxFile::default();
         let mut resources: BTreeMap<String, (ResourceFile, PathBuf)> = BTreeMap::new();
         // Oldest ancestor first, so every later file overrides what came before.
@@ -189,7 +194,10 @@ impl SandboxData {
             .as_deref()
             .map(|text| {
                 text.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|e| {
-                    DataError(format!("{}: anchor `{text}` is not an RFC 3339 time: {e}", dir.join(SANDBOX_FILE).display()))
+                    DataError(format!(
+                        "{}: anchor `{text}` is not an RFC 3339 time: {e}",
+                        dir.join(SANDBOX_FILE).display()
+                    ))
                 })
             })
             .transpose()?;
@@ -247,6 +255,7 @@ impl SandboxData {
             token_error: merged.token_error.unwrap_or_else(|| serde_json::json!({"error": "invalid_client"})),
             resources: loaded,
             runs: merged.runs.unwrap_or_else(|| vec![RunPlan { now: None, full: false, resources: None }]),
+            same_store_as,
         })
     }
 }

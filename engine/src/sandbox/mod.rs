@@ -15,7 +15,7 @@ mod routes;
 mod server;
 
 pub use data::{DataError, RunPlan, SandboxData};
-pub use server::LoggedRequest;
+pub use server::{LoggedRequest, RequestCallback};
 
 use crate::config::RunConfig;
 use crate::model::Spec;
@@ -34,7 +34,7 @@ pub struct SandboxOptions {
     /// Move every time in the records by `now_ms - anchor`, so recorded data looks recent.
     pub shift_to_now: bool,
     /// Called with every request as it is answered.
-    pub on_request: Option<Arc<dyn Fn(&LoggedRequest) + Send + Sync>>,
+    pub on_request: Option<RequestCallback>,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -94,9 +94,10 @@ impl Sandbox {
             options.on_request.clone(),
         )?);
         let app = axum::Router::new().fallback(
-            move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: bytes::Bytes| {
-                server::handle(state.clone(), method, uri, headers, body)
-            },
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: bytes::Bytes| { server::handle(state.clone(), method, uri, headers, body) },
         );
         let stop = CancellationToken::new();
         let stopped = stop.clone();

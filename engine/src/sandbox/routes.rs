@@ -21,7 +21,13 @@ pub enum Paging {
     /// `param` is the index of the first record, `limit_param` the page size.
     Offset { param: String, limit_param: String, limit: usize, start: u64, total: Option<Vec<String>> },
     /// `param` is the page number, from `start`.
-    PageNumber { param: String, start: u64, size_param: Option<String>, size: Option<usize>, total_pages: Option<Vec<String>> },
+    PageNumber {
+        param: String,
+        start: u64,
+        size_param: Option<String>,
+        size: Option<usize>,
+        total_pages: Option<Vec<String>>,
+    },
 }
 
 /// The incremental filter, as a query parameter whose value is `prefix` + cursor + `suffix`.

@@ -28,13 +28,23 @@ impl std::fmt::Display for LoggedRequest {
     }
 }
 
+/// Told about every request as it is answered.
+pub type RequestCallback = Arc<dyn Fn(&LoggedRequest) + Send + Sync>;
+
 /// What the sandbox checks a request's credentials against.
 pub enum Expected {
     None,
     /// OAuth2 client credentials at this token path; API calls carry one of the tokens issued.
-    ClientCredentials { token_path: String, client_id: String, client_secret: SecretString },
+    ClientCredentials {
+        token_path: String,
+        client_id: String,
+        client_secret: SecretString,
+    },
     /// This header with this value on every API call.
-    Header { name: String, value: SecretString },
+    Header {
+        name: String,
+        value: SecretString,
+    },
 }
 
 /// One resource's records, ready to serve.
@@ -60,7 +70,7 @@ pub struct State {
     issued: Mutex<Vec<String>>,
     fault_hits: Mutex<HashMap<(String, String, usize), u32>>,
     log: Arc<Mutex<Vec<LoggedRequest>>>,
-    on_request: Option<Arc<dyn Fn(&LoggedRequest) + Send + Sync>>,
+    on_request: Option<RequestCallback>,
 }
 
 impl State {
@@ -73,7 +83,7 @@ impl State {
         now_ms: i64,
         shift_ms: i64,
         log: Arc<Mutex<Vec<LoggedRequest>>>,
-        on_request: Option<Arc<dyn Fn(&LoggedRequest) + Send + Sync>>,
+        on_request: Option<RequestCallback>,
     ) -> Result<State, String> {
         let mut collections = HashMap::new();
         for route in &routes {
@@ -101,9 +111,11 @@ impl State {
                     shift_times(&mut record, shift_ms);
                 }
                 let time = match &route.time {
-                    Some((path, format)) => Some(path.first(&record).and_then(|v| time_ms(v, *format)).ok_or_else(
-                        || format!("{}: `{}` is missing or not a time", place(), path.source()),
-                    )?),
+                    Some((path, format)) => Some(
+                        path.first(&record)
+                            .and_then(|v| time_ms(v, *format))
+                            .ok_or_else(|| format!("{}: `{}` is missing or not a time", place(), path.source()))?,
+                    ),
                     None => None,
                 };
                 records.push((parent, time, record));
@@ -195,7 +207,7 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         return (401, "missing or wrong credentials".into(), json_reply(401, &state.unauthorized));
     }
     let Some(collection) = state.collections.get(&route.resource) else {
-        return (200, "no records".into(), page_reply(state, route, uri, &query, &[], None, Vec::new()));
+        return (200, "no records".into(), page_reply(state, route, uri, &query, &[], None, Vec::new(), false));
     };
     if let Some(reply) = collection.replies.iter().find(|r| query_matches(&r.when_query, &query)) {
         let mut response = json_reply(reply.status, &reply.body);
@@ -224,7 +236,7 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         Ok(window) => window,
         Err(why) => return (400, why.clone(), json_reply(400, &json!({"error": why}))),
     };
-    let page_number = window.offset / window.size.max(1) + 1;
+    let page_number = window.offset.div_ceil(window.size.max(1)) + 1;
     if let Some(fault) = collection.faults.iter().find(|f| f.page == page_number) {
         let key = (route.resource.clone(), parent.clone(), page_number);
         let mut hits = state.fault_hits.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,7 +255,7 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     let next = (end < selected.len() || always_links(&route.paging)).then_some(end);
     let note = format!("page {page_number}: {count} records");
     let extra = totals(route, selected.len(), window.size);
-    (200, note, page_reply(state, route, uri, &query, &records, next, extra))
+    (200, note, page_reply(state, route, uri, &query, &records, next, extra, false))
 }
 
 /// The record with only the members `select` lists (comma-separated), or whole without a list.
@@ -251,7 +263,13 @@ fn project(record: &Value, select: Option<&str>) -> Value {
     match (record, select) {
         (Value::Object(members), Some(list)) => {
             let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
-            Value::Object(members.iter().filter(|(k, _)| wanted.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
+            Value::Object(
+                members
+                    .iter()
+                    .filter(|(k, _)| wanted.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
         }
         _ => record.clone(),
     }
@@ -293,7 +311,9 @@ fn page_window(
 ) -> Result<Window, String> {
     let param = |name: &str| param(query, name);
     let number = |name: &str| -> Result<Option<usize>, String> {
-        param(name).map(|v| v.parse::<usize>().map_err(|_| format!("`{name}` must be a whole number, not `{v}`"))).transpose()
+        param(name)
+            .map(|v| v.parse::<usize>().map_err(|_| format!("`{name}` must be a whole number, not `{v}`")))
+            .transpose()
     };
     // The client may ask for smaller pages than the sandbox serves, never for larger ones.
     let capped = |size: usize| match state.page_size_param.as_deref().map(number) {
@@ -337,7 +357,9 @@ fn always_links(paging: &Paging) -> bool {
 fn totals(route: &Route, count: usize, size: usize) -> Vec<(Vec<String>, Value)> {
     match &route.paging {
         Paging::Offset { total: Some(names), .. } => vec![(names.clone(), count.into())],
-        Paging::PageNumber { total_pages: Some(names), .. } => vec![(names.clone(), count.div_ceil(size.max(1)).into())],
+        Paging::PageNumber { total_pages: Some(names), .. } => {
+            vec![(names.clone(), count.div_ceil(size.max(1)).into())]
+        }
         _ => Vec::new(),
     }
 }
@@ -363,13 +385,13 @@ fn fault_reply(
         return (status, note, response);
     }
     if fault.empty_page {
-        let response = page_reply(state, route, uri, query, &[], Some(window.offset), Vec::new());
+        let response = page_reply(state, route, uri, query, &[], Some(window.offset), Vec::new(), true);
         return (200, format!("fault on page {page}: empty page with a next link"), response);
     }
     // Truncated: the declared length is the whole page's, the body stops halfway and the connection drops.
     let end = (window.offset + window.size).min(selected.len());
     let records: Vec<Value> = selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| (*r).clone()).collect();
-    let full = page_reply(state, route, uri, query, &records, None, Vec::new());
+    let full = page_reply(state, route, uri, query, &records, None, Vec::new(), false);
     let (parts, _) = full.into_parts();
     let bytes = serde_json::to_vec(&envelope(&route.list, records)).unwrap_or_default();
     let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
@@ -401,7 +423,9 @@ fn futures_stream(first: bytes::Bytes) -> impl futures_core::Stream<Item = Resul
     Cut(Some(first), false)
 }
 
-/// A page: the records where the spec reads them, and the link to the record at `next`, if any.
+/// A page: the records where the spec reads them, and the link to the record at `next`, if any (`detour`:
+/// with a token of its own, for an extra page in between).
+#[allow(clippy::too_many_arguments)]
 fn page_reply(
     state: &State,
     route: &Route,
@@ -410,7 +434,9 @@ fn page_reply(
     records: &[Value],
     next: Option<usize>,
     extra: Vec<(Vec<String>, Value)>,
+    detour: bool,
 ) -> Response {
+    let token = |at: usize| if detour { encode_token_variant(at, 1) } else { encode_token(at) };
     let mut body = envelope(&route.list, records.to_vec());
     for (names, value) in extra {
         set(&mut body, &names, value);
@@ -418,14 +444,14 @@ fn page_reply(
     let mut link_header = None;
     match (&route.paging, next) {
         (Paging::NextUrl { names, .. }, Some(at)) => {
-            set(&mut body, names, next_url(state, uri.path(), query, &state.page_token_param, at).into())
+            set(&mut body, names, next_url(state, uri.path(), query, &state.page_token_param, &token(at)).into())
         }
         (Paging::LinkHeader { rel, .. }, Some(at)) => {
-            let url = next_url(state, uri.path(), query, &state.page_token_param, at);
+            let url = next_url(state, uri.path(), query, &state.page_token_param, &token(at));
             link_header = Some(format!("<{url}>; rel=\"{rel}\""));
         }
-        (Paging::Cursor { token, has_more, .. }, next) => {
-            set(&mut body, token, next.map_or(Value::Null, |at| encode_token(at).into()));
+        (Paging::Cursor { token: token_names, has_more, .. }, next) => {
+            set(&mut body, token_names, next.map_or(Value::Null, |at| token(at).into()));
             if let Some(names) = has_more {
                 set(&mut body, names, next.is_some().into());
             }
@@ -439,12 +465,12 @@ fn page_reply(
     response
 }
 
-fn next_url(state: &State, path: &str, query: &[(String, String)], token_param: &str, at: usize) -> String {
+fn next_url(state: &State, path: &str, query: &[(String, String)], token_param: &str, token: &str) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in query.iter().filter(|(n, _)| n != token_param) {
         serializer.append_pair(name, value);
     }
-    serializer.append_pair(token_param, &encode_token(at));
+    serializer.append_pair(token_param, token);
     format!("{}{path}?{}", state.origin, serializer.finish())
 }
 
@@ -452,12 +478,19 @@ fn next_url(state: &State, path: &str, query: &[(String, String)], token_param: 
 const TOKEN_KEY: u64 = 0x5a17_c0de_9e37_79b9;
 
 fn encode_token(offset: usize) -> String {
-    format!("{:016x}", offset as u64 ^ TOKEN_KEY)
+    encode_token_variant(offset, 0)
 }
+
+/// Another token for the same offset (the top 16 bits differ), so a link to it is not a repeat.
+fn encode_token_variant(offset: usize, variant: u16) -> String {
+    format!("{:016x}", (offset as u64 & OFFSET_BITS | u64::from(variant) << 48) ^ TOKEN_KEY)
+}
+
+const OFFSET_BITS: u64 = (1 << 48) - 1;
 
 fn decode_token(token: &str) -> Option<usize> {
     let raw = u64::from_str_radix(token, 16).ok().filter(|_| token.len() == 16)?;
-    usize::try_from(raw ^ TOKEN_KEY).ok()
+    usize::try_from((raw ^ TOKEN_KEY) & OFFSET_BITS).ok()
 }
 
 fn envelope(list: &[String], records: Vec<Value>) -> Value {
@@ -539,6 +572,8 @@ mod tests {
     fn page_tokens_round_trip_and_reject_garbage() {
         for offset in [0, 1, 999, 1_000_000] {
             assert_eq!(decode_token(&encode_token(offset)), Some(offset));
+            assert_eq!(decode_token(&encode_token_variant(offset, 1)), Some(offset));
+            assert_ne!(encode_token_variant(offset, 1), encode_token(offset));
         }
         assert_eq!(decode_token("xyz"), None);
         assert_eq!(decode_token("12"), None);
