@@ -13,6 +13,8 @@ mod validate;
 mod kri;
 /// `engine run` against a scripted loopback API.
 mod run;
+/// The sandbox server: credentials, bad data, the README's main job.
+mod sandbox;
 /// Every spec's fixture scenarios replayed through the sandbox, with snapshots.
 mod scenarios;
 /// The scripted loopback server the HTTP tests use.

@@ -1,0 +1,99 @@
+//! The sandbox server on its own: credentials, bad data, and the README's first command.
+
+use engine::model::Spec;
+use engine::sandbox::{Sandbox, SandboxData, SandboxOptions};
+use engine::source::Source;
+
+fn spec(name: &str) -> Spec {
+    let path = crate::repo_path(&format!("specs/{name}.yaml"));
+    engine::validate::validate(&Source::read(&path).expect("spec readable")).spec.expect("spec valid")
+}
+
+async fn json(response: reqwest::Response) -> serde_json::Value {
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+fn anchor() -> i64 {
+    "2026-11-20T12:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+#[tokio::test]
+async fn calls_without_the_spec_credentials_are_refused() {
+    let okta = spec("okta");
+    let data = SandboxData::load(&crate::repo_path("examples/sandbox/okta")).unwrap();
+    let (sandbox, _) =
+        Sandbox::start(&okta, &data, SandboxOptions { now_ms: anchor(), ..Default::default() }).await.unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/users", sandbox.origin);
+    let refused = client.get(&url).header("Authorization", "SSWS wrong").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(json(refused).await["errorCode"], "E0000011");
+    let served = client.get(&url).header("Authorization", "SSWS sandbox-okta-api-token").send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(served.headers()["link"].to_str().unwrap().contains("rel=\"next\""));
+    let log = sandbox.requests();
+    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), vec![401, 200]);
+    assert!(log.iter().all(|r| !r.to_string().contains("sandbox-okta-api-token")), "no credential in the log");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_checks_the_client_secret() {
+    let entra = spec("entra-id");
+    let data = SandboxData::load(&crate::repo_path("examples/sandbox/entra-id")).unwrap();
+    let (sandbox, _) =
+        Sandbox::start(&entra, &data, SandboxOptions { now_ms: anchor(), ..Default::default() }).await.unwrap();
+    let client = reqwest::Client::new();
+    let token_url = format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", sandbox.origin);
+    let form = |secret: &str| {
+        format!(
+            "grant_type=client_credentials&client_id=11111111-2222-3333-4444-555555555555&client_secret={secret}&scope=x"
+        )
+    };
+    let post = |body: String| {
+        client.post(&token_url).header("Content-Type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    let refused = post(form("wrong")).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(json(refused).await["error_codes"][0], 7000215);
+    let issued = json(post(form("sandbox-client-secret")).await.unwrap()).await;
+    let token = issued["access_token"].as_str().unwrap();
+    let users =
+        json(client.get(format!("{}/v1.0/users", sandbox.origin)).bearer_auth(token).send().await.unwrap()).await;
+    assert_eq!(users["value"].as_array().unwrap().len(), 100);
+    assert!(users["@odata.nextLink"].as_str().unwrap().contains("skiptoken="));
+}
+
+#[tokio::test]
+async fn data_for_a_resource_the_spec_lacks_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("engine-sandbox-unknown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let extends = format!("extends: {}\n", crate::repo_path("examples/sandbox/okta").display());
+    std::fs::write(dir.join("sandbox.yaml"), extends).unwrap();
+    std::fs::write(dir.join("groups.jsonl"), "{\"id\": 1}\n").unwrap();
+    let data = SandboxData::load(&dir).unwrap();
+    let error = Sandbox::start(&spec("okta"), &data, SandboxOptions::default()).await.unwrap_err();
+    assert!(error.contains("`groups`, which is not a resource of the spec"), "{error}");
+    let error = Sandbox::start(&spec("entra-id"), &data, SandboxOptions::default()).await.unwrap_err();
+    assert!(error.contains("is for spec `okta`, not `entra-id`"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The README's first command: a full Entra sync with KRIs against the bundled sandbox, no credentials.
+#[test]
+fn the_readme_main_job_prints_the_seven_kris() {
+    let store = std::env::temp_dir().join(format!("engine-readme-{}.db", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .current_dir(crate::repo_path(""))
+        .args(["run", "specs/entra-id.yaml", "--sandbox", "examples/sandbox/entra-id", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let kris: Vec<&str> = stdout.lines().filter(|l| l.starts_with("entra_") && l.contains(" kri ")).collect();
+    assert_eq!(kris.len(), 7, "{stdout}");
+    assert!(kris.iter().all(|l| l.contains(" ok")), "{stdout}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+}
