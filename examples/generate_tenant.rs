@@ -53,14 +53,18 @@ const LAST: [&str; 12] = [
 ];
 const DAY: i64 = 86_400_000;
 
-struct Args {
-    users: usize,
-    signins: usize,
-    audits: Option<usize>,
-    anchor_ms: i64,
-    out: PathBuf,
-    extends: Option<PathBuf>,
+/// What to write; the benchmark builds one directly.
+pub struct Args {
+    pub users: usize,
+    pub signins: usize,
+    pub audits: Option<usize>,
+    pub anchor_ms: i64,
+    pub out: PathBuf,
+    pub extends: Option<PathBuf>,
 }
+
+/// The anchor the bundled sandboxes use: 2026-11-20T12:00:00Z.
+pub const ANCHOR_MS: i64 = 1_795_176_000_000;
 
 fn main() {
     let args = match parse_args() {
@@ -79,14 +83,8 @@ fn main() {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        users: 300,
-        signins: 1_000,
-        audits: None,
-        anchor_ms: 1_795_176_000_000, // 2026-11-20T12:00:00Z
-        out: PathBuf::new(),
-        extends: None,
-    };
+    let mut args =
+        Args { users: 300, signins: 1_000, audits: None, anchor_ms: ANCHOR_MS, out: PathBuf::new(), extends: None };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
         let mut value = || given.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -147,7 +145,8 @@ struct User {
     guest: bool,
 }
 
-fn write_tenant(args: &Args) -> std::io::Result<()> {
+/// Writes the tenant's records (and, with `extends`, a `sandbox.yaml`) into `args.out`.
+pub fn write_tenant(args: &Args) -> std::io::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let anchor = args.anchor_ms;
     let mut rng = Rng(42);

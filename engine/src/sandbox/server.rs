@@ -8,6 +8,7 @@ use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -49,8 +50,8 @@ pub enum Expected {
 
 /// One resource's records, ready to serve.
 struct Collection {
-    /// Each record with its parent key (fan-out) and its time (incremental).
-    records: Vec<(Option<String>, Option<i64>, Value)>,
+    /// Each record's parent key (fan-out), time (incremental) and JSON text.
+    records: Vec<(Option<String>, Option<i64>, String)>,
     page_size: usize,
     replies: Vec<Reply>,
     faults: Vec<Fault>,
@@ -89,12 +90,17 @@ impl State {
         for route in &routes {
             let Some(resource) = data.resources.get(&route.resource) else { continue };
             let mut records = Vec::with_capacity(resource.records.len());
-            for (index, record) in resource.records.iter().enumerate() {
-                let mut record = record.clone();
+            for (index, text) in resource.records.iter().enumerate() {
                 let place = || {
                     let file = resource.file.as_ref().map_or_else(String::new, |f| f.display().to_string());
                     format!("{file}: record {}", index + 1)
                 };
+                if !route.fan_out && route.time.is_none() && shift_ms == 0 {
+                    records.push((None, None, text.clone()));
+                    continue;
+                }
+                let mut record: Value =
+                    serde_json::from_str(text).map_err(|e| format!("{}: not a JSON value: {e}", place()))?;
                 let parent = if route.fan_out {
                     let field = &resource.parent_field;
                     let key = record.as_object_mut().and_then(|o| o.remove(field)).ok_or_else(|| {
@@ -118,7 +124,7 @@ impl State {
                     ),
                     None => None,
                 };
-                records.push((parent, time, record));
+                records.push((parent, time, record.to_string()));
             }
             collections.insert(
                 route.resource.clone(),
@@ -223,14 +229,14 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         (Some(filter), Some((_, format))) => param(&filter.param).and_then(|v| filter.cursor_ms(v, *format)),
         _ => None,
     };
-    let selected: Vec<&Value> = collection
+    let selected: Vec<&str> = collection
         .records
         .iter()
         .filter(|(p, time, _)| {
             (!route.fan_out || p.as_deref() == Some(parent.as_str()))
                 && time.is_none_or(|t| t <= state.now_ms && cursor_ms.is_none_or(|c| t >= c))
         })
-        .map(|(_, _, record)| record)
+        .map(|(_, _, record)| record.as_str())
         .collect();
     let window = match page_window(state, route, collection, &query) {
         Ok(window) => window,
@@ -249,7 +255,7 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     }
     let end = (window.offset + window.size).min(selected.len());
     let select = state.select_param.as_deref().and_then(param);
-    let records: Vec<Value> =
+    let records: Vec<Cow<str>> =
         selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| project(r, select)).collect();
     let count = records.len();
     let next = (end < selected.len() || always_links(&route.paging)).then_some(end);
@@ -259,19 +265,15 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
 }
 
 /// The record with only the members `select` lists (comma-separated), or whole without a list.
-fn project(record: &Value, select: Option<&str>) -> Value {
-    match (record, select) {
-        (Value::Object(members), Some(list)) => {
+fn project<'a>(record: &'a str, select: Option<&str>) -> Cow<'a, str> {
+    let Some(list) = select else { return Cow::Borrowed(record) };
+    match serde_json::from_str::<Value>(record) {
+        Ok(Value::Object(members)) => {
             let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
-            Value::Object(
-                members
-                    .iter()
-                    .filter(|(k, _)| wanted.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            )
+            let kept: Map<String, Value> = members.into_iter().filter(|(k, _)| wanted.contains(&k.as_str())).collect();
+            Cow::Owned(Value::Object(kept).to_string())
         }
-        _ => record.clone(),
+        _ => Cow::Borrowed(record),
     }
 }
 
@@ -370,7 +372,7 @@ fn fault_reply(
     route: &Route,
     uri: &Uri,
     query: &[(String, String)],
-    selected: &[&Value],
+    selected: &[&str],
     window: &Window,
     fault: &Fault,
     page: usize,
@@ -390,10 +392,10 @@ fn fault_reply(
     }
     // Truncated: the declared length is the whole page's, the body stops halfway and the connection drops.
     let end = (window.offset + window.size).min(selected.len());
-    let records: Vec<Value> = selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| (*r).clone()).collect();
-    let full = page_reply(state, route, uri, query, &records, None, Vec::new(), false);
-    let (parts, _) = full.into_parts();
-    let bytes = serde_json::to_vec(&envelope(&route.list, records)).unwrap_or_default();
+    let records: Vec<Cow<str>> =
+        selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| Cow::Borrowed(*r)).collect();
+    let bytes = page_body(route, &records, Value::Object(Map::new())).into_bytes();
+    let (parts, _) = json_reply(200, &Value::Null).into_parts();
     let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
     let stream = futures_stream(half);
     let mut response = Response::from_parts(parts, Body::from_stream(stream));
@@ -431,13 +433,13 @@ fn page_reply(
     route: &Route,
     uri: &Uri,
     query: &[(String, String)],
-    records: &[Value],
+    records: &[Cow<str>],
     next: Option<usize>,
     extra: Vec<(Vec<String>, Value)>,
     detour: bool,
 ) -> Response {
     let token = |at: usize| if detour { encode_token_variant(at, 1) } else { encode_token(at) };
-    let mut body = envelope(&route.list, records.to_vec());
+    let mut body = Value::Object(Map::new());
     for (names, value) in extra {
         set(&mut body, &names, value);
     }
@@ -458,7 +460,7 @@ fn page_reply(
         }
         _ => {}
     }
-    let mut response = json_reply(200, &body);
+    let mut response = text_reply(200, page_body(route, records, body));
     if let Some(link) = link_header.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LINK, link);
     }
@@ -493,13 +495,25 @@ fn decode_token(token: &str) -> Option<usize> {
     usize::try_from((raw ^ TOKEN_KEY) & OFFSET_BITS).ok()
 }
 
-fn envelope(list: &[String], records: Vec<Value>) -> Value {
-    let mut body = Value::Object(Map::new());
-    if list.is_empty() {
-        return Value::Array(records);
+/// The page's JSON text: `rest` with the records spliced in as text where the spec reads them, so records
+/// are never parsed to be served.
+fn page_body(route: &Route, records: &[Cow<str>], mut rest: Value) -> String {
+    let mut list = String::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    list.push('[');
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(record);
     }
-    set(&mut body, list, Value::Array(records));
-    body
+    list.push(']');
+    if route.list.is_empty() {
+        return list;
+    }
+    const MARK: &str = "\u{0}records\u{0}";
+    set(&mut rest, &route.list, Value::String(MARK.into()));
+    let text = rest.to_string();
+    text.replacen(&Value::String(MARK.into()).to_string(), &list, 1)
 }
 
 /// Writes `value` at the member path `names`, creating objects on the way.
@@ -516,7 +530,11 @@ fn set(body: &mut Value, names: &[String], value: Value) {
 }
 
 fn json_reply(status: u16, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
+    text_reply(status, body.to_string())
+}
+
+fn text_reply(status: u16, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
@@ -580,10 +598,15 @@ mod tests {
     }
 
     #[test]
-    fn envelopes_put_records_and_links_where_the_spec_reads_them() {
-        assert_eq!(envelope(&[], vec![json!(1)]), json!([1]));
-        let mut body = envelope(&["value".to_string()], vec![json!(1)]);
+    fn members_are_set_where_the_spec_reads_them() {
+        let mut body = json!({"value": [1]});
         set(&mut body, &["meta".to_string(), "next".to_string()], json!("t"));
         assert_eq!(body, json!({"value": [1], "meta": {"next": "t"}}));
+    }
+
+    #[test]
+    fn projection_keeps_the_listed_members() {
+        assert_eq!(project(r#"{"a":1,"b":2,"c":3}"#, Some("a, c")), r#"{"a":1,"c":3}"#);
+        assert_eq!(project(r#"{"a":1}"#, None), r#"{"a":1}"#);
     }
 }
