@@ -97,3 +97,71 @@ fn the_readme_main_job_prints_the_seven_kris() {
         let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
     }
 }
+
+/// Every pagination kind is served the way the spec reads it: each resource's 23 records arrive whole.
+#[tokio::test]
+async fn every_pagination_kind_is_served_as_the_spec_reads_it() {
+    let dir = std::env::temp_dir().join(format!("engine-sandbox-paging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let resource = |name: &str, records: &str, paginate: &str| {
+        format!(
+            "  {name}:\n    request: {{ path: /{name} }}\n    records: \"{records}\"\n    paginate: {paginate}\n    emit:\n      \
+             - entity: {{ type: item_{name}, id: $.id, attributes: {{ n: $.n }} }}\n"
+        )
+    };
+    let spec_text = format!(
+        "spec_version: 1\nid: paging\ntitle: Paging\nconfig:\n  base: {{ type: url, required: true }}\n  \
+         token: {{ type: secret, required: true }}\nhttp:\n  base_url: \"{{config.base}}\"\n  auth:\n    \
+         bearer: {{ token: \"{{config.token}}\" }}\nresources:\n{}{}{}{}{}",
+        resource(
+            "cursor",
+            "$.items[*]",
+            "{ cursor: { token_path: $.meta.next, param: cursor, has_more_path: $.meta.more } }"
+        ),
+        resource(
+            "offset",
+            "$.items[*]",
+            "{ offset: { param: offset, limit_param: limit, limit: 7, total_path: $.total } }"
+        ),
+        resource(
+            "pages",
+            "$.data.items[*]",
+            "{ page_number: { param: page, start: 1, size_param: per_page, size: 5, total_pages_path: $.pages } }"
+        ),
+        resource("links", "$[*]", "{ link_header: { rel: next } }"),
+        resource("single", "$.items[*]", "none"),
+    );
+    let spec = engine::validate::validate(&Source::new("paging.yaml", spec_text.clone()))
+        .spec
+        .unwrap_or_else(|| panic!("test spec invalid:\n{spec_text}"));
+    std::fs::write(
+        dir.join("sandbox.yaml"),
+        "config: { base: \"{origin}/api\" }\nsecrets: { token: t0ken }\npage_size: 6\n",
+    )
+    .unwrap();
+    let lines: String = (0..23).map(|n| format!("{{\"id\": \"r{n:02}\", \"n\": {n}}}\n")).collect();
+    for name in ["cursor", "offset", "pages", "links", "single"] {
+        std::fs::write(dir.join(format!("{name}.jsonl")), &lines).unwrap();
+    }
+    let data = SandboxData::load(&dir).unwrap();
+    let (sandbox, config) = Sandbox::start(&spec, &data, SandboxOptions::default()).await.unwrap();
+    let mut store = engine::store::Store::open(dir.join("store.db")).unwrap();
+    let report = engine::run::run(&spec, &config, &mut store, engine::run::RunOptions::default()).await.unwrap();
+    let pages: Vec<(String, u64, u64)> =
+        report.resources.iter().map(|r| (r.resource.clone(), r.records, r.pages)).collect();
+    assert_eq!(
+        pages,
+        vec![
+            ("cursor".to_string(), 23, 4),
+            ("offset".to_string(), 23, 4),
+            ("pages".to_string(), 23, 5),
+            ("links".to_string(), 23, 4),
+            ("single".to_string(), 23, 1),
+        ],
+        "{:#?}",
+        sandbox.requests()
+    );
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
