@@ -81,7 +81,9 @@ impl<'s> Plan<'s> {
                     plan.aggregates.push(Planned { aggregate, evidence_limit: 0, window, window_on_time });
                     plan.aggregates.len() - 1
                 });
-                if indicator.evidence.as_deref() == Some(aggregate.name.as_str()) {
+                if indicator.evidence.as_deref() == Some(aggregate.name.as_str())
+                    || indicator.fallbacks.iter().any(|f| super::names_aggregate(f.value.as_ref(), &aggregate.name))
+                {
                     let planned = &mut plan.aggregates[index];
                     planned.evidence_limit = planned.evidence_limit.max(indicator.evidence_limit as usize);
                 }

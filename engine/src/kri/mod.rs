@@ -39,7 +39,8 @@
 //! - an evaluation error (a predicate that does not give true or false, a sum over text) makes that
 //!   indicator `error` with the message as reason; other indicators are unaffected;
 //! - evidence lists the smallest ids (in text order) of the rows behind the evidence aggregate, so it is
-//!   the same whatever order the store yields rows in; `evidence_count` is the full number.
+//!   the same whatever order the store yields rows in; `evidence_count` is the full number. When a
+//!   fallback's value is one of the aggregates, that aggregate is the evidence: it follows the value.
 //!
 //! This module does not print, fetch or decide exit codes; it reads rows and writes KRI records.
 
@@ -282,6 +283,11 @@ pub fn compute(
         .collect())
 }
 
+/// True when `value` is nothing but the name of the aggregate `name`.
+pub(super) fn names_aggregate(value: Option<&crate::expr::Expr>, name: &str) -> bool {
+    value.is_some_and(|v| v.source().trim() == name)
+}
+
 /// From aggregate outputs to the indicator's value, status, band and evidence.
 fn finish(
     indicator: &Indicator,
@@ -343,7 +349,13 @@ fn finish(
     };
     // Without a formula there is no value, and so nothing for evidence to stand behind.
     let Some(formula) = formula else { return result };
-    let evidence = indicator.evidence.as_ref().and_then(|name| {
+    // A fallback whose value is one of the aggregates shows that aggregate's rows: the evidence follows the
+    // value (every enabled member when all count as stale, not the stale ones the store happens to hold).
+    let evidence_name = fallback
+        .and_then(|f| indicator.lets.iter().find(|a| names_aggregate(f.value.as_ref(), &a.name)))
+        .map(|a| &a.name)
+        .or(indicator.evidence.as_ref());
+    let evidence = evidence_name.and_then(|name| {
         indicator.lets.iter().zip(&lets).find(|(aggregate, _)| &aggregate.name == name).map(|(_, output)| output)
     });
     if let Some(AggOutput { result: Ok(output) }) = evidence {
