@@ -401,20 +401,25 @@ const FAILURES: [(i64, &str); 3] = [
     (53003, "Access has been blocked by Conditional Access policies."),
 ];
 
-fn write_signins(out: &Path, args: &Args, users: &[User], rng: &mut Rng) -> std::io::Result<()> {
-    // A tenth of the sign-ins fall in the day after the anchor: a run at a later clock reads them as new.
-    let later = args.signins / 10;
-    let mut times: Vec<i64> = (0..args.signins)
+/// `count` event times, newest first as Graph lists logs: a tenth in the day after the anchor (a run at a
+/// later clock reads them as new), the rest over the `days` before it.
+fn event_times(count: usize, days: i64, anchor_ms: i64, rng: &mut Rng) -> Vec<i64> {
+    let later = count / 10;
+    let mut times: Vec<i64> = (0..count)
         .map(|i| {
             if i < later {
-                args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64
+                anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64
             } else {
-                args.anchor_ms - rng.below(7 * DAY as u64) as i64
+                anchor_ms - rng.below((days * DAY) as u64) as i64
             }
         })
         .collect();
-    // Graph returns sign-ins newest first.
     times.sort_unstable_by(|a, b| b.cmp(a));
+    times
+}
+
+fn write_signins(out: &Path, args: &Args, users: &[User], rng: &mut Rng) -> std::io::Result<()> {
+    let times = event_times(args.signins, 7, args.anchor_ms, rng);
     let mut file = Lines::create(out, "signins")?;
     for (i, at) in times.into_iter().enumerate() {
         let user = &users[rng.below(users.len() as u64) as usize];
@@ -457,17 +462,7 @@ fn write_audits(out: &Path, args: &Args, users: &[User], rng: &mut Rng) -> std::
         ("RoleManagement", "Remove member from role"),
     ];
     let count = args.audits.unwrap_or((args.signins / 8).max(12));
-    let later = count / 10;
-    let mut times: Vec<i64> = (0..count)
-        .map(|i| {
-            if i < later {
-                args.anchor_ms + 1 + rng.below(DAY as u64 - 1) as i64
-            } else {
-                args.anchor_ms - rng.below(6 * DAY as u64) as i64
-            }
-        })
-        .collect();
-    times.sort_unstable_by(|a, b| b.cmp(a));
+    let times = event_times(count, 6, args.anchor_ms, rng);
     let mut file = Lines::create(out, "directory_audits")?;
     for (i, at) in times.into_iter().enumerate() {
         let (category, activity) = ACTIVITIES[rng.below(ACTIVITIES.len() as u64) as usize];

@@ -39,12 +39,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // The sandbox, when there is one, serves until this function returns.
     let (spec, mut config, _sandbox) = match (&args.config, &args.sandbox) {
@@ -201,7 +198,15 @@ fn load_spec_and_config_with(
     Ok((spec, config))
 }
 
-fn parse_now(text: &str) -> Result<i64, String> {
+/// The async runtime every command that talks HTTP uses: two workers, as the target machines have cores.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub(super) fn parse_now(text: &str) -> Result<i64, String> {
     text.parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
         .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2025-06-30T12:00:00Z ({e})"))

@@ -36,19 +36,16 @@ async fn start_with(
 }
 
 pub fn serve(spec_path: &Path, dir: &Path, port: u16, now: Option<&str>) -> ExitCode {
-    let pinned = match now.map(|t| t.parse::<jiff::Timestamp>()).transpose() {
-        Ok(pinned) => pinned.map(|t| t.as_millisecond()),
-        Err(e) => {
-            eprintln!("--now: not an RFC 3339 time: {e}");
+    let pinned = match now.map(super::run::parse_now).transpose() {
+        Ok(pinned) => pinned,
+        Err(message) => {
+            eprintln!("--now: {message}");
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match super::run::runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let options = SandboxOptions {
