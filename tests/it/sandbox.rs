@@ -99,6 +99,7 @@ fn the_readme_main_job_prints_the_seven_kris() {
 }
 
 /// Every pagination kind is served the way the spec reads it: each resource's 23 records arrive whole.
+/// The API key travels in the query, and the request log never shows it.
 #[tokio::test]
 async fn every_pagination_kind_is_served_as_the_spec_reads_it() {
     let dir = std::env::temp_dir().join(format!("engine-sandbox-paging-{}", std::process::id()));
@@ -113,7 +114,7 @@ async fn every_pagination_kind_is_served_as_the_spec_reads_it() {
     let spec_text = format!(
         "spec_version: 1\nid: paging\ntitle: Paging\nconfig:\n  base: {{ type: url, required: true }}\n  \
          token: {{ type: secret, required: true }}\nhttp:\n  base_url: \"{{config.base}}\"\n  auth:\n    \
-         bearer: {{ token: \"{{config.token}}\" }}\nresources:\n{}{}{}{}{}",
+         api_key: {{ in: query, name: key, value: \"{{config.token}}\" }}\nresources:\n{}{}{}{}{}",
         resource(
             "cursor",
             "$.items[*]",
@@ -162,6 +163,44 @@ async fn every_pagination_kind_is_served_as_the_spec_reads_it() {
         "{:#?}",
         sandbox.requests()
     );
+    let log: Vec<String> = sandbox.requests().iter().map(ToString::to_string).collect();
+    assert!(log.iter().all(|line| line.contains("key=[redacted]") && !line.contains("t0ken")), "{log:#?}");
     drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// OAuth2 client credentials sent as basic auth reach the sandbox's token endpoint, and a run uses the
+/// minted token; with a wrong secret the token is refused and the run fails.
+#[tokio::test]
+async fn client_credentials_in_basic_auth_are_checked() {
+    let spec_text = "spec_version: 1\nid: basic\ntitle: Basic\nconfig:\n  base: { type: url, required: true }\n  \
+                     id: { type: string, required: true }\n  secret: { type: secret, required: true }\nhttp:\n  \
+                     base_url: \"{config.base}\"\n  auth:\n    oauth2_client_credentials:\n      \
+                     token_url: \"{config.base}/token\"\n      client_id: \"{config.id}\"\n      \
+                     client_secret: \"{config.secret}\"\n      credentials_in: basic_auth\nresources:\n  things:\n    \
+                     request: { path: /things }\n    records: \"$[*]\"\n    emit:\n      - entity: { type: thing, id: $.id }\n";
+    let spec = engine::validate::validate(&Source::new("basic.yaml", spec_text.to_string())).spec.expect("valid");
+    let dir = std::env::temp_dir().join(format!("engine-sandbox-basic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("things.jsonl"), "{\"id\": \"a\"}\n{\"id\": \"b\"}\n").unwrap();
+    for (secret, records, status) in [("s3cret:%", 2, "ok"), ("wrong", 0, "failed")] {
+        // The server's expected secret is the sandbox's; the run's config is checked against it.
+        std::fs::write(
+            dir.join("sandbox.yaml"),
+            "config: { base: \"{origin}\", id: app }\nsecrets: { secret: \"s3cret:%\" }\n",
+        )
+        .unwrap();
+        let data = SandboxData::load(&dir).unwrap();
+        let (sandbox, _) = Sandbox::start(&spec, &data, SandboxOptions::default()).await.unwrap();
+        let values = serde_json::json!({"base": sandbox.origin, "id": "app"}).as_object().unwrap().clone();
+        let secrets = [("secret".to_string(), secrecy::SecretString::from(secret))].into_iter().collect();
+        let config = engine::config::from_values(&spec, "test", values, secrets).unwrap();
+        let mut store = engine::store::Store::open(dir.join(format!("{secret}.db"))).unwrap();
+        let report = engine::run::run(&spec, &config, &mut store, engine::run::RunOptions::default()).await.unwrap();
+        let things = report.resource("things").unwrap();
+        assert_eq!((things.records, report.status.as_str()), (records, status), "{report:#?}");
+        assert_eq!(sandbox.requests()[0].status, if records > 0 { 200 } else { 401 });
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

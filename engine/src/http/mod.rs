@@ -55,6 +55,7 @@ mod tests;
 
 pub use crate::model::{CredentialsIn, KeyLocation, Method};
 pub use auth::ResolvedAuth;
+pub(crate) use auth::basic;
 pub use error::HttpError;
 
 use crate::model::{Budget, Http, Retry, RetryAfter};

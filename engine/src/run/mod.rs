@@ -239,48 +239,62 @@ pub async fn run(
 }
 
 /// The resources to read: the config's selection or `only`, plus the fan-out parents they need.
-/// Where a run of `spec` under `config` sends its requests: the rendered base URL and, for OAuth2 client
-/// credentials, the token URL. Nothing secret is rendered.
-pub fn endpoints(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<(url::Url, Option<url::Url>), String> {
-    let (base, _) = request::base_and_allowed(spec, config, now_ms).map_err(|e| e.0)?;
-    let token_url = match &spec.http.auth {
-        crate::model::Auth::OAuth2ClientCredentials(o) => {
-            Some(request::render_url(&o.token_url, &config.scope(now_ms), "token URL").map_err(|e| e.0)?)
-        }
-        _ => None,
-    };
-    Ok((base, token_url))
+/// The base URL a run of `spec` under `config` sends its requests to.
+pub fn base_url(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<url::Url, String> {
+    request::base_and_allowed(spec, config, now_ms).map(|(base, _)| base).map_err(|e| e.0)
 }
 
-/// The credential a run sends with every API request when the spec's auth is a bearer token or a key in a
-/// header: the header's name and value. `None` for OAuth2 (the token is minted per run), basic, query keys
-/// and no auth. For test servers that check what they receive; the value is a secret.
-pub fn credential_header(
-    spec: &Spec,
-    config: &RunConfig,
-    now_ms: i64,
-) -> Result<Option<(String, secrecy::SecretString)>, String> {
+/// What a run presents to prove who it is, for test servers that check what they receive. Every value
+/// is a secret.
+pub enum Credential {
+    None,
+    /// This header on every API call: bearer tokens, keys in a header, basic auth.
+    Header {
+        name: String,
+        value: secrecy::SecretString,
+    },
+    /// This query parameter on every API call.
+    Query {
+        name: String,
+        value: secrecy::SecretString,
+    },
+    /// OAuth2 client credentials posted to `token_url`, in the form or (`basic`) in an `Authorization`
+    /// header; API calls then carry the minted token.
+    ClientCredentials {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: secrecy::SecretString,
+        basic: bool,
+    },
+}
+
+/// The credential a run of `spec` under `config` presents.
+pub fn credential(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<Credential, String> {
+    use crate::http::ResolvedAuth;
+    use crate::model::KeyLocation;
     use secrecy::ExposeSecret;
     Ok(match resource::resolve_auth(spec, config, now_ms).map_err(|e| e.0)? {
-        crate::http::ResolvedAuth::Bearer(token) => {
-            Some(("authorization".into(), format!("Bearer {}", token.expose_secret()).into()))
+        ResolvedAuth::None => Credential::None,
+        ResolvedAuth::Bearer(token) => Credential::Header {
+            name: "authorization".into(),
+            value: format!("Bearer {}", token.expose_secret()).into(),
+        },
+        ResolvedAuth::ApiKey { location: KeyLocation::Header, name, value } => {
+            Credential::Header { name: name.to_ascii_lowercase(), value }
         }
-        crate::http::ResolvedAuth::ApiKey { location: crate::model::KeyLocation::Header, name, value } => {
-            Some((name.to_ascii_lowercase(), value))
+        ResolvedAuth::ApiKey { location: KeyLocation::Query, name, value } => Credential::Query { name, value },
+        ResolvedAuth::Basic { username, password } => Credential::Header {
+            name: "authorization".into(),
+            value: crate::http::basic(&username, password.expose_secret()).into(),
+        },
+        ResolvedAuth::OAuth2 { token_url, client_id, client_secret, credentials_in, .. } => {
+            Credential::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                basic: credentials_in == crate::model::CredentialsIn::BasicAuth,
+            }
         }
-        _ => None,
-    })
-}
-
-/// For OAuth2 client credentials, the client id and secret a run presents to the token endpoint.
-pub fn client_credentials(
-    spec: &Spec,
-    config: &RunConfig,
-    now_ms: i64,
-) -> Result<Option<(String, secrecy::SecretString)>, String> {
-    Ok(match resource::resolve_auth(spec, config, now_ms).map_err(|e| e.0)? {
-        crate::http::ResolvedAuth::OAuth2 { client_id, client_secret, .. } => Some((client_id, client_secret)),
-        _ => None,
     })
 }
 

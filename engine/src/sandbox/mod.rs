@@ -19,7 +19,8 @@ pub use server::{LoggedRequest, RequestCallback};
 
 use crate::config::RunConfig;
 use crate::model::Spec;
-use secrecy::SecretString;
+use crate::run::Credential;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -65,16 +66,24 @@ impl Sandbox {
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         let origin = format!("http://{address}");
         let config = sandbox_config(spec, data, &origin)?;
-        let (base, token_url) = crate::run::endpoints(spec, &config, options.now_ms)?;
-        let expected = match token_url {
-            Some(url) => {
-                let (client_id, client_secret) = client_credentials(spec, &config, options.now_ms)?;
-                server::Expected::ClientCredentials { token_path: url.path().to_string(), client_id, client_secret }
+        let base = crate::run::base_url(spec, &config, options.now_ms)?;
+        let expected = match crate::run::credential(spec, &config, options.now_ms)? {
+            Credential::None => server::Expected::None,
+            Credential::Header { name, value } => server::Expected::Header { name, value },
+            Credential::Query { name, value } => server::Expected::Query { name, value },
+            Credential::ClientCredentials { token_url, client_id, client_secret, basic } => {
+                // Basic credentials are form-encoded before they are joined (RFC 6749 §2.3.1).
+                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let basic = basic.then(|| {
+                    SecretString::from(crate::http::basic(&encode(&client_id), &encode(client_secret.expose_secret())))
+                });
+                server::Expected::ClientCredentials {
+                    token_path: token_url.path().to_string(),
+                    client_id,
+                    client_secret,
+                    basic,
+                }
             }
-            None => match crate::run::credential_header(spec, &config, options.now_ms)? {
-                Some((name, value)) => server::Expected::Header { name, value },
-                None => server::Expected::None,
-            },
         };
         let shift_ms = match (options.shift_to_now, data.anchor_ms) {
             // Whole seconds, so times written without fractions keep none.
@@ -150,13 +159,6 @@ fn fill_origin(value: &mut Value, origin: &str) {
         Value::Array(items) => items.iter_mut().for_each(|v| fill_origin(v, origin)),
         Value::Object(map) => map.values_mut().for_each(|v| fill_origin(v, origin)),
         _ => {}
-    }
-}
-
-fn client_credentials(spec: &Spec, config: &RunConfig, now_ms: i64) -> Result<(String, SecretString), String> {
-    match crate::run::client_credentials(spec, config, now_ms)? {
-        Some((id, secret)) => Ok((id, secret)),
-        None => Err("the spec's auth has no client credentials".into()),
     }
 }
 

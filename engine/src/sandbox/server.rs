@@ -35,14 +35,21 @@ pub type RequestCallback = Arc<dyn Fn(&LoggedRequest) + Send + Sync>;
 /// What the sandbox checks a request's credentials against.
 pub enum Expected {
     None,
-    /// OAuth2 client credentials at this token path; API calls carry one of the tokens issued.
+    /// OAuth2 client credentials at this token path, in the form or, when `basic` holds the expected
+    /// `Authorization` header, there; API calls carry one of the tokens issued.
     ClientCredentials {
         token_path: String,
         client_id: String,
         client_secret: SecretString,
+        basic: Option<SecretString>,
     },
     /// This header with this value on every API call.
     Header {
+        name: String,
+        value: SecretString,
+    },
+    /// This query parameter with this value on every API call (redacted in the request log).
+    Query {
         name: String,
         value: SecretString,
     },
@@ -160,13 +167,18 @@ impl State {
     }
 
     fn record(&self, method: &Method, uri: &Uri, status: u16, note: String) {
-        let target = uri.path_and_query().map_or("/", |p| p.as_str());
-        let entry = LoggedRequest {
-            method: method.to_string(),
-            target: percent_encoding::percent_decode_str(&target.replace('+', " ")).decode_utf8_lossy().into_owned(),
-            status,
-            note,
-        };
+        let mut target = uri.path().to_string();
+        if let Some(query) = uri.query() {
+            let pairs: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+                .map(|(name, value)| match &self.expected {
+                    Expected::Query { name: secret, .. } if *secret == name => format!("{name}=[redacted]"),
+                    _ => format!("{name}={value}"),
+                })
+                .collect();
+            target = format!("{target}?{}", pairs.join("&"));
+        }
+        let target = percent_encoding::percent_decode_str(&target).decode_utf8_lossy().into_owned();
+        let entry = LoggedRequest { method: method.to_string(), target, status, note };
         if let Some(callback) = &self.on_request {
             callback(&entry);
         }
@@ -185,17 +197,21 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     let path = uri.path();
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    if let Expected::ClientCredentials { token_path, client_id, client_secret } = &state.expected
+    if let Expected::ClientCredentials { token_path, client_id, client_secret, basic } = &state.expected
         && path == token_path
         && method == Method::POST
     {
         let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-        let given_id = form.get("client_id").map(String::as_str);
-        let given_secret = form.get("client_secret").map(String::as_str);
-        if form.get("grant_type").map(String::as_str) != Some("client_credentials")
-            || given_id != Some(client_id.as_str())
-            || given_secret != Some(client_secret.expose_secret())
-        {
+        let credentials_ok = match basic {
+            Some(expected) => {
+                headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.expose_secret())
+            }
+            None => {
+                form.get("client_id").map(String::as_str) == Some(client_id.as_str())
+                    && form.get("client_secret").map(String::as_str) == Some(client_secret.expose_secret())
+            }
+        };
+        if form.get("grant_type").map(String::as_str) != Some("client_credentials") || !credentials_ok {
             return (401, "token refused: wrong client credentials".into(), json_reply(401, &state.token_error));
         }
         let mut issued = state.issued.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,7 +225,7 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         let reply = json!({"error": format!("no resource of the spec is served at {method} {path}")});
         return (404, "no such endpoint".into(), json_reply(404, &reply));
     };
-    if !authorized(state, headers) {
+    if !authorized(state, headers, &query) {
         return (401, "missing or wrong credentials".into(), json_reply(401, &state.unauthorized));
     }
     let Some(collection) = state.collections.get(&route.resource) else {
@@ -281,7 +297,7 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-fn authorized(state: &State, headers: &HeaderMap) -> bool {
+fn authorized(state: &State, headers: &HeaderMap, query: &[(String, String)]) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match &state.expected {
         Expected::None => true,
@@ -292,6 +308,7 @@ fn authorized(state: &State, headers: &HeaderMap) -> bool {
                 .is_some_and(|token| issued.iter().any(|t| t == token))
         }
         Expected::Header { name, value } => header(name) == Some(value.expose_secret()),
+        Expected::Query { name, value } => param(query, name) == Some(value.expose_secret()),
     }
 }
 
@@ -469,7 +486,12 @@ fn page_reply(
 
 fn next_url(state: &State, path: &str, query: &[(String, String)], token_param: &str, token: &str) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in query.iter().filter(|(n, _)| n != token_param) {
+    // The credential is not repeated in links: the client adds its own.
+    let secret = match &state.expected {
+        Expected::Query { name, .. } => Some(name.as_str()),
+        _ => None,
+    };
+    for (name, value) in query.iter().filter(|(n, _)| n != token_param && Some(n.as_str()) != secret) {
         serializer.append_pair(name, value);
     }
     serializer.append_pair(token_param, token);
