@@ -18,7 +18,7 @@ use super::KriOptions;
 use super::host::{Host, RowScope};
 use crate::expr::{self, Expr, Value, format_iso_ms};
 use crate::model::{Aggregate, AggregateOp, Indicator, Shape, Spec};
-use crate::store::{Fields, RowRef, Store, StoreError};
+use crate::store::{Fields, RowRef, Scan, Store, StoreError};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,6 +62,9 @@ struct Group<'s> {
     predicates: Vec<&'s Expr>,
     /// Per member, its predicate in `predicates`.
     member_predicate: Vec<Option<usize>>,
+    /// Every name the members read (predicate variables, fields, window fields): the only attributes a
+    /// scan decodes.
+    reads: Vec<String>,
 }
 
 impl<'s> Plan<'s> {
@@ -103,6 +106,7 @@ impl<'s> Plan<'s> {
                             members: Vec::new(),
                             predicates: Vec::new(),
                             member_predicate: Vec::new(),
+                            reads: Vec::new(),
                         });
                         plan.groups.last_mut().expect("just pushed")
                     }
@@ -118,6 +122,14 @@ impl<'s> Plan<'s> {
             });
             group.members.push(index);
             group.member_predicate.push(predicate);
+            let reads = aggregate.filter.iter().flat_map(|f| f.variables().iter().cloned());
+            let reads = reads.chain(aggregate.field.iter().cloned());
+            let reads = reads.chain(aggregate.window.iter().map(|w| w.field.clone()));
+            for name in reads {
+                if !group.reads.contains(&name) {
+                    group.reads.push(name);
+                }
+            }
         }
         plan
     }
@@ -301,10 +313,8 @@ impl<'s> Plan<'s> {
                 None => Ok(()),
             }
         };
-        match since {
-            Some(since) => store.for_each_row_since(instance, group.shape, group.name, since, &mut visit)?,
-            None => store.for_each_row(instance, group.shape, group.name, &mut visit)?,
-        };
+        let scan = Scan { since, only: Some(&group.reads) };
+        store.scan(instance, group.shape, group.name, &scan, &mut visit)?;
         Ok(accumulators)
     }
 }

@@ -16,7 +16,7 @@
 use super::{KriOptions, LookupStrategy};
 use crate::expr::{self, EvalError, Scope, Value};
 use crate::model::{ConfigType, Shape, Spec};
-use crate::store::{RowRef, Store, StoreError};
+use crate::store::{RowRef, Scan, Store, StoreError};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -174,8 +174,9 @@ impl<'a> Host<'a> {
     /// Every non-empty value of one attribute of an entity type, by id, in one streaming pass.
     fn attribute_index(&self, entity_type: &str, attribute: &str) -> Result<HashMap<String, Value>, EvalError> {
         let mut map = HashMap::new();
+        let only = [attribute.to_string()];
         self.store
-            .for_each_row(self.instance, Shape::Entity, entity_type, |row| {
+            .scan(self.instance, Shape::Entity, entity_type, &Scan { since: None, only: Some(&only) }, |row| {
                 let value = row.field(attribute).or_else(|| row.attributes.get(attribute).cloned());
                 if let Some(value) = value.filter(|v| !v.is_null())
                     && let crate::store::Fields::Entity { id, .. } = row.fields
@@ -209,7 +210,7 @@ impl<'a> Host<'a> {
             Some(Err(())) => {
                 let mut set = HashMap::new();
                 self.store
-                    .for_each_row(self.instance, Shape::Entity, entity_type, |row| {
+                    .scan(self.instance, Shape::Entity, entity_type, &Scan { since: None, only: Some(&[]) }, |row| {
                         if let crate::store::Fields::Entity { id, .. } = row.fields {
                             set.insert(id.to_string(), Value::Boolean(true));
                         }
@@ -250,7 +251,7 @@ impl<'a> Host<'a> {
         }
         let mut set = HashSet::new();
         self.store
-            .for_each_row(self.instance, shape, name, |row| {
+            .scan(self.instance, shape, name, &Scan { since: None, only: Some(&[]) }, |row| {
                 set.extend(key(&row));
                 Ok::<(), StoreError>(())
             })

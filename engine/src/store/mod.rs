@@ -28,6 +28,7 @@
 mod error;
 mod json;
 mod read;
+pub use read::Scan;
 mod records;
 mod runs;
 mod schema;

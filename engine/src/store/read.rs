@@ -68,7 +68,7 @@ impl Store {
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
     {
-        self.scan(instance, shape, name, None, f)
+        self.scan(instance, shape, name, &Scan::default(), f)
     }
 
     /// [`for_each_row`](Self::for_each_row), only the rows whose [time field](Shape::time_field) is at or
@@ -78,10 +78,12 @@ impl Store {
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
     {
-        self.scan(instance, shape, name, Some(since), f)
+        self.scan(instance, shape, name, &Scan { since: Some(since), only: None }, f)
     }
 
-    fn scan<E, F>(&self, instance: &str, shape: Shape, name: &str, since: Option<i64>, mut f: F) -> Result<u64, E>
+    /// [`for_each_row`](Self::for_each_row) as `scan` narrows it: from a time on, and with only some
+    /// attributes decoded (the others are skipped while parsing, which is most of a scan's cost).
+    pub fn scan<E, F>(&self, instance: &str, shape: Shape, name: &str, scan: &Scan<'_>, mut f: F) -> Result<u64, E>
     where
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
@@ -89,13 +91,13 @@ impl Store {
         let path = self.path.as_path();
         let op = || format!("reading {} `{name}` of instance `{instance}`", shape.as_str());
         let fail = |e| sql_error(path, op(), e);
-        let mut statement = self.conn.prepare_cached(select_sql(shape, since.is_some())).map_err(fail)?;
-        let with_since: [&dyn ToSql; 3] = [&instance, &name, &since];
-        let params = if since.is_some() { &with_since[..] } else { &with_since[..2] };
+        let mut statement = self.conn.prepare_cached(select_sql(shape, scan.since.is_some())).map_err(fail)?;
+        let with_since: [&dyn ToSql; 3] = [&instance, &name, &scan.since];
+        let params = if scan.since.is_some() { &with_since[..] } else { &with_since[..2] };
         let mut rows = statement.query(params).map_err(fail)?;
         let mut count = 0;
         while let Some(row) = rows.next().map_err(fail)? {
-            let row = decode(path, shape, row).map_err(|e| match e {
+            let row = decode(path, shape, row, scan.only).map_err(|e| match e {
                 Decode::Sql(e) => fail(e),
                 Decode::Store(e) => e,
             })?;
@@ -117,6 +119,15 @@ impl Store {
     }
 }
 
+/// How a [`Store::scan`] narrows the rows it yields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scan<'a> {
+    /// Only rows whose time field is at or after this (ms).
+    pub since: Option<i64>,
+    /// Only these attributes are decoded; the rows' other attributes read as absent. `None`: all.
+    pub only: Option<&'a [String]>,
+}
+
 enum Decode {
     Sql(rusqlite::Error),
     Store(StoreError),
@@ -128,10 +139,14 @@ impl From<rusqlite::Error> for Decode {
     }
 }
 
-fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>) -> Result<RowRef<'r>, Decode> {
+fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, only: Option<&[String]>) -> Result<RowRef<'r>, Decode> {
     let text = |i: usize| -> Result<&'r str, Decode> { Ok(row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
     let attributes = |i: usize, table: &str| -> Result<Attributes, Decode> {
-        parse_attributes(path, table, text(i)?).map_err(Decode::Store)
+        match only {
+            None => parse_attributes(path, table, text(i)?),
+            Some(names) => parse_some_attributes(path, table, text(i)?, names),
+        }
+        .map_err(Decode::Store)
     };
     let (fields, attributes, resource) = match shape {
         Shape::Entity => (
@@ -188,4 +203,62 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>) -> Result<RowRef<'
 
 fn parse_attributes(path: &Path, table: &str, text: &str) -> Result<Attributes> {
     serde_json::from_str(text).map_err(|e| corrupt(path, format!("{table}.attributes"), e))
+}
+
+/// The attributes named in `names` only; the others are skipped without being built.
+fn parse_some_attributes(path: &Path, table: &str, text: &str, names: &[String]) -> Result<Attributes> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let attributes = Only(names).deserialize(&mut deserializer).and_then(|a| deserializer.end().map(|_| a));
+    attributes.map_err(|e| corrupt(path, format!("{table}.attributes"), e))
+}
+
+/// Deserializes a JSON object into the members whose names it lists.
+struct Only<'n>(&'n [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
+    type Value = Attributes;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Attributes, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Only<'_> {
+    type Value = Attributes;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of attributes")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Attributes, A::Error> {
+        let mut kept = Attributes::new();
+        while let Some(Name(name)) = map.next_key()? {
+            if self.0.iter().any(|wanted| *wanted == name) {
+                kept.insert(name.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A member name, borrowed from the text when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Name<'de>, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }

@@ -719,3 +719,33 @@ fn throughput() {
     let n = store.for_each_row("acme", Shape::Entity, "user", |_| Ok::<_, StoreError>(())).unwrap();
     println!("streaming read: {n} rows in {:.2?}", start.elapsed());
 }
+
+#[test]
+fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
+    let temp = Temp::new("narrow");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let rows = vec![
+        entity("user", "u1", json!({"a": 1, "b": {"deep": [1, 2]}, "c\u{e9}": "x", "d": null})),
+        event("login", "e1", 5, None, json!({"a": 2, "b": "y"})),
+        event("login", "e2", 50, None, json!({"a": 3, "b": "z"})),
+    ];
+    store.commit_page(&page("acme", &run, "users", 1_000, rows)).unwrap();
+    let only = ["a".to_string(), "c\u{e9}".to_string(), "missing".to_string()];
+    let mut seen = Vec::new();
+    store
+        .scan("acme", Shape::Entity, "user", &Scan { since: None, only: Some(&only) }, |row| {
+            seen.push(Value::Object(row.attributes));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![json!({"a": 1, "c\u{e9}": "x"})]);
+    let mut seen = Vec::new();
+    store
+        .scan("acme", Shape::Event, "login", &Scan { since: Some(10), only: Some(&[]) }, |row| {
+            seen.push((row.time(), Value::Object(row.attributes)));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(50, json!({}))]);
+}
