@@ -749,3 +749,24 @@ fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
         .unwrap();
     assert_eq!(seen, vec![(50, json!({}))]);
 }
+
+#[test]
+fn within_a_page_the_last_row_of_a_key_wins_whatever_the_write_order() {
+    let temp = Temp::new("last-wins");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let written = vec![
+        entity("user", "u9", json!({"n": 1})),
+        entity("user", "u1", json!({"n": 2})),
+        entity("user", "u9", json!({"n": 3})),
+        event("login", "e2", 1, None, json!({"n": 4})),
+        event("login", "e1", 2, None, json!({"n": 5})),
+        event("login", "e2", 3, None, json!({"n": 6})),
+    ];
+    store.commit_page(&page("acme", &run, "users", 1_000, written)).unwrap();
+    let users = rows(&store, "acme", Shape::Entity, "user");
+    assert_eq!(users, vec![("u1".to_string(), attrs(json!({"n": 2}))), ("u9".to_string(), attrs(json!({"n": 3})))]);
+    let logins = rows(&store, "acme", Shape::Event, "login");
+    assert_eq!(logins.len(), 2);
+    assert!(logins.contains(&("e2".to_string(), attrs(json!({"n": 6})))), "{logins:?}");
+}
