@@ -125,3 +125,60 @@ fn cli_prints_the_schema() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout) == spec_schema_json(), "`engine schema` differs from the library");
 }
+
+const SANDBOX_SCHEMA: &str = "schemas/sandbox.schema.json";
+
+/// Every `sandbox.yaml` of the example sandboxes and the test scenarios, sorted, relative to the repository.
+fn sandbox_files() -> Vec<String> {
+    let mut out = Vec::new();
+    for pattern_dir in ["examples/sandbox", "tests/fixtures"] {
+        let mut dirs = vec![repo_path(pattern_dir)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a directory").map(|e| e.expect("an entry").path()) {
+                if entry.is_dir() {
+                    dirs.push(entry);
+                } else if entry.file_name().is_some_and(|n| n == "sandbox.yaml") {
+                    let relative = entry.strip_prefix(repo_path("")).expect("inside the repository");
+                    out.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn sandbox_schema_file_is_generated() {
+    let generated = engine::sandbox::sandbox_schema_json();
+    let path = repo_path(SANDBOX_SCHEMA);
+    if std::env::var_os("UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("cannot write {SANDBOX_SCHEMA}: {e}"));
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {SANDBOX_SCHEMA}: {e}"));
+    assert!(on_disk == generated, "{SANDBOX_SCHEMA} is out of date; run `UPDATE_SCHEMA=1 cargo test --test it schema`");
+}
+
+#[test]
+fn every_sandbox_satisfies_its_schema_and_names_it() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&engine::sandbox::sandbox_schema_json()).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let files = sandbox_files();
+    assert!(files.len() >= 4, "too few sandboxes found: {files:?}");
+    let errors: Vec<String> = files.iter().flat_map(|f| schema_errors(&validator, f)).collect();
+    assert!(errors.is_empty(), "{} schema error(s):\n{}", errors.len(), errors.join("\n"));
+    let unnamed: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(repo_path(f)).expect("readable");
+            let first = text.lines().next().unwrap_or("");
+            !(first.starts_with("# yaml-language-server: $schema=") && first.ends_with("schemas/sandbox.schema.json"))
+        })
+        .collect();
+    assert!(unnamed.is_empty(), "these sandboxes do not start with the schema modeline: {unnamed:?}");
+    // The check can fail: a misspelt key is reported.
+    let instance = engine::source::parse("pagesize: 3\n").expect("parses").to_json();
+    assert!(validator.iter_errors(&instance).next().is_some(), "the schema accepted an unknown key");
+}

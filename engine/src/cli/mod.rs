@@ -128,7 +128,11 @@ enum Command {
         now: Option<String>,
     },
     /// Print the JSON Schema of the spec format (what `schemas/spec.schema.json` holds).
-    Schema,
+    Schema {
+        /// The schema of a sandbox's `sandbox.yaml` instead (`schemas/sandbox.schema.json`).
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Write a connector's reference documentation as Markdown, from the spec alone.
     Doc {
         spec: PathBuf,
@@ -179,8 +183,12 @@ pub fn main() -> ExitCode {
             run::export(run::ExportArgs { store, shape, kind, instance, csv: format == ExportFormat::Csv })
         }
         Command::Sandbox { spec, data, port, now } => sandbox::serve(&spec, &data, port, now.as_deref()),
-        Command::Schema => {
-            print!("{}", crate::spec::schema::spec_schema_json());
+        Command::Schema { sandbox } => {
+            if sandbox {
+                print!("{}", crate::sandbox::sandbox_schema_json());
+            } else {
+                print!("{}", crate::spec::schema::spec_schema_json());
+            }
             ExitCode::SUCCESS
         }
         Command::Doc { spec, output } => validate::doc(&spec, output.as_deref()),

@@ -3,6 +3,7 @@
 //! `sandbox.yaml` may `extends:` another sandbox directory; its settings then override the other's, key by
 //! key, and a resource's records come from the nearest directory of the chain that has a file for it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -12,22 +13,38 @@ use std::path::{Path, PathBuf};
 pub const SANDBOX_FILE: &str = "sandbox.yaml";
 const MAX_EXTENDS: usize = 8;
 
+/// The JSON Schema of `sandbox.yaml`, pretty, with a trailing newline, as `schemas/sandbox.schema.json`
+/// holds it.
+pub fn sandbox_schema_json() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let mut schema = generator.into_root_schema_for::<SandboxFile>();
+    schema.insert("$id".into(), "https://schemas.invalid/engine/sandbox.schema.json".into());
+    schema.insert("title".into(), "Sandbox".into());
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
+    text.push('\n');
+    text
+}
+
 /// Why a sandbox directory could not be loaded; the message names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DataError(pub String);
 
-/// `sandbox.yaml` as written.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// `sandbox.yaml`: a local API server's settings for one spec. Records live beside it, one
+/// `<resource>.jsonl` per resource.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SandboxFile {
     /// The id of the spec this tenant is for; loading it with another spec is an error.
     spec: Option<String>,
+    /// What this tenant or scenario is.
     description: Option<String>,
     /// Another sandbox directory, relative to this one, whose settings and data this one starts from.
     extends: Option<String>,
-    /// The moment the data was recorded at (RFC 3339); see [`SandboxData::anchor_ms`].
+    /// The moment the records' times are as of (RFC 3339). Without `--now`, a sandbox run moves every
+    /// time by the time since, so the tenant looks recent.
     anchor: Option<String>,
+    /// The connector instance name a run against the sandbox stores under (default `sandbox`).
     instance: Option<String>,
     /// Config values a run against the sandbox uses; `{origin}` in a string is the server's origin.
     config: Option<Map<String, Value>>,
@@ -45,50 +62,62 @@ struct SandboxFile {
     unauthorized: Option<Value>,
     /// Answer of the token endpoint to wrong client credentials (status 401).
     token_error: Option<Value>,
+    /// Per resource of the spec: where its records are, page size, canned replies, injected faults.
     #[serde(default)]
     resources: BTreeMap<String, ResourceFile>,
+    /// For replayed scenarios (snapshot tests): the runs to make, in order.
     runs: Option<Vec<RunPlan>>,
     /// For replayed scenarios: another scenario directory whose stored rows this one must end with.
     same_store_as: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// One resource's sandbox settings.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ResourceFile {
     /// The records file, relative to this directory (default `<resource>.jsonl`).
     data: Option<String>,
+    /// The most records one page of this resource holds.
     page_size: Option<usize>,
     /// The member of a fan-out resource's records that names the parent they belong to.
     parent_field: Option<String>,
+    /// Canned answers instead of the records; the first whose `when_query` matches is given.
     replies: Option<Vec<Reply>>,
+    /// Faults injected on given pages.
     faults: Option<Vec<Fault>>,
 }
 
 /// A canned answer that replaces the resource's records when its query matches.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Reply {
     /// Query parameters whose value must contain the given text for this reply to apply; empty matches all.
     #[serde(default)]
     pub when_query: BTreeMap<String, String>,
+    /// The HTTP status.
     pub status: u16,
+    /// The JSON body, e.g. the vendor's error object.
     #[serde(default)]
     pub body: Value,
+    /// Extra response headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
 
 /// A fault injected on the first `times` requests of one page (numbered from 1).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
+    /// The page (from 1) whose requests fail.
     pub page: usize,
+    /// How many requests of that page fail before it is served.
     #[serde(default = "one")]
     pub times: u32,
     /// Answer with this status instead of the page.
     pub status: Option<u16>,
     /// With `status`: a `Retry-After` header, in seconds.
     pub retry_after: Option<u64>,
+    /// With `status`: the JSON body.
     #[serde(default)]
     pub body: Value,
     /// Send half of the page and drop the connection.
@@ -104,13 +133,15 @@ fn one() -> u32 {
 }
 
 /// One run of a replayed scenario.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RunPlan {
     /// The run's clock (RFC 3339); the anchor when not given.
     pub now: Option<String>,
+    /// Ignore saved cursors and resume positions, as `engine run --full`.
     #[serde(default)]
     pub full: bool,
+    /// Only these resources, as `engine run --resources`.
     pub resources: Option<Vec<String>>,
 }
 

@@ -14,7 +14,7 @@ pub mod data;
 mod routes;
 mod server;
 
-pub use data::{DataError, RunPlan, SandboxData};
+pub use data::{DataError, RunPlan, SandboxData, sandbox_schema_json};
 pub use server::{LoggedRequest, RequestCallback};
 
 use crate::config::RunConfig;
