@@ -162,7 +162,7 @@ fn fill_origin(value: &mut Value, origin: &str) {
     }
 }
 
-/// The made-up secrets of a sandbox never leave it, but still print as redacted.
+/// Shows where the sandbox listens; the server state stays out of debug output.
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox").field("origin", &self.origin).finish_non_exhaustive()
