@@ -16,13 +16,7 @@ const MAX_EXTENDS: usize = 8;
 /// The JSON Schema of `sandbox.yaml`, pretty, with a trailing newline, as `schemas/sandbox.schema.json`
 /// holds it.
 pub fn sandbox_schema_json() -> String {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let mut schema = generator.into_root_schema_for::<SandboxFile>();
-    schema.insert("$id".into(), "https://schemas.invalid/engine/sandbox.schema.json".into());
-    schema.insert("title".into(), "Sandbox".into());
-    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
-    text.push('\n');
-    text
+    crate::spec::schema::draft07_json::<SandboxFile>("sandbox.schema.json", "Sandbox")
 }
 
 /// Why a sandbox directory could not be loaded; the message names the file (and line) at fault.
