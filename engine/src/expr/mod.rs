@@ -30,6 +30,7 @@
 //! uniform and keeps evalexpr builtins that can panic (`str::substring` on a non-character
 //! boundary, `shl` with a large shift) out of reach.
 
+mod fast;
 mod functions;
 mod numeric;
 mod scan;
@@ -299,9 +300,18 @@ impl Expr {
         &self.functions
     }
 
-    /// Evaluates the expression. Every variable is resolved from the scope before evaluation
-    /// starts, which costs nothing extra because evaluation never short-circuits anyway.
+    /// Evaluates the expression: directly when [`fast`] can, otherwise (and for every error) through
+    /// evalexpr, where every variable is resolved from the scope before evaluation starts, which costs
+    /// nothing extra because evaluation never short-circuits anyway.
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
+        if let Some(value) = fast::eval(&self.node, scope) {
+            return Ok(value.into_owned());
+        }
+        self.eval_slow(scope)
+    }
+
+    /// Evaluation through evalexpr alone.
+    fn eval_slow(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
         let mut values = Vec::with_capacity(self.variables.len());
         for name in &self.variables {
             match scope.variable(name) {

@@ -804,3 +804,86 @@ fn random_token_soup_never_panics() {
     }
     assert!(compiled > 100, "only {compiled} random expressions compiled");
 }
+
+/// The direct evaluator agrees with evalexpr on every expression it answers, over operands of every
+/// type: the cases where evalexpr fails must be the ones it leaves to evalexpr.
+#[test]
+fn the_fast_path_gives_evalexprs_result_or_defers() {
+    let sources = [
+        "a == b",
+        "a != b",
+        "a < b",
+        "a <= b",
+        "a > b",
+        "a >= b",
+        "a && b",
+        "a || b",
+        "!a",
+        "-a",
+        "a + b",
+        "a - b",
+        "a * b",
+        "a / b",
+        "a % b",
+        "(a, b) == (a, b)",
+        "(a, b)",
+        "a == true && b != \"Guest\"",
+        "coalesce(a, 0) < now() - days(90)",
+        "contains(a, \"All\") && count_of(b) == 0",
+        "!is_empty(a) || b",
+        "if(a, 1, 2)",
+        "a ^ b",
+        "percent(a, b, 1)",
+        "switch(a, 1, \"x\", \"y\")",
+        "lower(a)",
+        "typeof(a) == \"int\"",
+        "a == 1.0",
+        "7 / 2",
+        "1 / 0",
+        "1.0 / 0",
+        "9223372036854775807 + 1",
+        "-(-9223372036854775807 - 1)",
+        "\"a\" + \"b\"",
+        "\"a\" + 1",
+        "a == ()",
+        "() == ()",
+        "nan > 1",
+        "nan == nan",
+        "()",
+    ];
+    let values = [
+        Value::Int(0),
+        Value::Int(3),
+        Value::Int(i64::MIN),
+        Value::Int(i64::MAX),
+        Value::Float(2.5),
+        Value::Float(3.0),
+        Value::Float(f64::NAN),
+        Value::String("Guest".into()),
+        Value::String("All".into()),
+        Value::Boolean(true),
+        Value::Boolean(false),
+        Value::Empty,
+        Value::Tuple(vec![Value::String("All".into()), Value::Int(1)]),
+    ];
+    let same = |x: &Value, y: &Value| format!("{x:?}") == format!("{y:?}");
+    let mut answered = 0;
+    for source in sources {
+        let expr = compile(source).unwrap_or_else(|e| panic!("{source}: {e:?}"));
+        for a in &values {
+            for b in &values {
+                let scope = TestScope::new().with("a", a.clone()).with("b", b.clone());
+                let slow = expr.eval_slow(&scope);
+                if let Some(fast) = fast::eval(&expr.node, &scope) {
+                    answered += 1;
+                    match &slow {
+                        Ok(slow) => assert!(same(&fast, slow), "{source} with a={a:?} b={b:?}: {fast:?} != {slow:?}"),
+                        Err(e) => panic!("{source} with a={a:?} b={b:?}: fast gave {fast:?}, evalexpr failed: {e:?}"),
+                    }
+                }
+                assert_eq!(format!("{:?}", expr.eval(&scope)), format!("{slow:?}"), "{source} a={a:?} b={b:?}");
+            }
+        }
+    }
+    assert!(answered > 3_000, "the fast path answered only {answered} evaluations");
+}
