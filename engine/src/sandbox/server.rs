@@ -414,14 +414,14 @@ fn fault_reply(
     let bytes = page_body(route, &records, Value::Object(Map::new())).into_bytes();
     let (parts, _) = json_reply(200, &Value::Null).into_parts();
     let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
-    let stream = futures_stream(half);
+    let stream = cut_off_body(half);
     let mut response = Response::from_parts(parts, Body::from_stream(stream));
     response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     (200, format!("fault on page {page}: body cut off after {} of {} bytes", bytes.len() / 2, bytes.len()), response)
 }
 
 /// A body stream that yields `first`, then fails, so the server drops the connection mid-body.
-fn futures_stream(first: bytes::Bytes) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+fn cut_off_body(first: bytes::Bytes) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     struct Cut(Option<bytes::Bytes>, bool);
     impl futures_core::Stream for Cut {
         type Item = Result<bytes::Bytes, std::io::Error>;
