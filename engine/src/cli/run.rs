@@ -45,7 +45,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     // The sandbox, when there is one, serves until this function returns.
     let (spec, mut config, _sandbox) = match (&args.config, &args.sandbox) {
-        (Some(config), _) => match load_spec_and_config(&args.spec, config, None) {
+        (Some(config), _) => match load_spec_and_config(&args.spec, config) {
             Ok((spec, config)) => (spec, config, None),
             Err(code) => return code,
         },
@@ -162,12 +162,8 @@ fn exit_code(status: RunStatus, cancelled: bool) -> ExitCode {
 }
 
 /// Loads and checks the spec and the config file; prints diagnostics and returns exit code 1 on problems.
-pub fn load_spec_and_config(
-    spec_path: &Path,
-    config_path: &Path,
-    instance: Option<&str>,
-) -> Result<(Spec, RunConfig), ExitCode> {
-    load_spec_and_config_with(spec_path, config_path, instance, &config::process_env)
+pub fn load_spec_and_config(spec_path: &Path, config_path: &Path) -> Result<(Spec, RunConfig), ExitCode> {
+    load_spec_and_config_with(spec_path, config_path, None, &config::process_env)
 }
 
 fn load_spec_and_config_with(
@@ -614,7 +610,7 @@ fn csv_cell(text: &str) -> String {
 }
 
 pub fn check(spec_path: &Path, config_path: &Path, now: Option<&str>) -> ExitCode {
-    let (spec, config) = match load_spec_and_config(spec_path, config_path, None) {
+    let (spec, config) = match load_spec_and_config(spec_path, config_path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -245,19 +245,23 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         (Some(filter), Some((_, format))) => param(&filter.param).and_then(|v| filter.cursor_ms(v, *format)),
         _ => None,
     };
-    let selected: Vec<&str> = collection
+    let window = match page_window(state, route, collection, &query) {
+        Ok(window) => window,
+        Err(why) => return (400, why.clone(), json_reply(400, &json!({"error": why}))),
+    };
+    // One pass up to the end of the page: a page costs what comes before it, not the whole collection
+    // (which is only counted when the paging kind reports a total).
+    let mut visible = collection
         .records
         .iter()
         .filter(|(p, time, _)| {
             (!route.fan_out || p.as_deref() == Some(parent.as_str()))
                 && time.is_none_or(|t| t <= state.now_ms && cursor_ms.is_none_or(|c| t >= c))
         })
-        .map(|(_, _, record)| record.as_str())
-        .collect();
-    let window = match page_window(state, route, collection, &query) {
-        Ok(window) => window,
-        Err(why) => return (400, why.clone(), json_reply(400, &json!({"error": why}))),
-    };
+        .map(|(_, _, record)| record.as_str());
+    let before = visible.by_ref().take(window.offset).count();
+    let page: Vec<&str> = visible.by_ref().take(window.size).collect();
+    let after = if reports_total(&route.paging) { visible.count() } else { usize::from(visible.next().is_some()) };
     let page_number = window.offset.div_ceil(window.size.max(1)) + 1;
     if let Some(fault) = collection.faults.iter().find(|f| f.page == page_number) {
         let key = (route.resource.clone(), parent.clone(), page_number);
@@ -266,17 +270,16 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         if *count < fault.times {
             *count += 1;
             drop(hits);
-            return fault_reply(state, route, uri, &query, &selected, &window, fault, page_number);
+            return fault_reply(state, route, uri, &query, &page, &window, fault, page_number);
         }
     }
-    let end = (window.offset + window.size).min(selected.len());
     let select = state.select_param.as_deref().and_then(param);
-    let records: Vec<Cow<str>> =
-        selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| project(r, select)).collect();
+    let records: Vec<Cow<str>> = page.iter().map(|r| project(r, select)).collect();
     let count = records.len();
-    let next = (end < selected.len() || always_links(&route.paging)).then_some(end);
+    let end = window.offset + count;
+    let next = (after > 0 || always_links(&route.paging)).then_some(end);
     let note = format!("page {page_number}: {count} records");
-    let extra = totals(route, selected.len(), window.size);
+    let extra = totals(route, before + count + after, window.size);
     (200, note, page_reply(state, route, uri, &query, &records, next, extra, false))
 }
 
@@ -372,6 +375,11 @@ fn always_links(paging: &Paging) -> bool {
     matches!(paging, Paging::NextUrl { always: true, .. } | Paging::LinkHeader { always: true, .. })
 }
 
+/// Whether pages of this kind carry a total (records or pages), which needs the whole collection counted.
+fn reports_total(paging: &Paging) -> bool {
+    matches!(paging, Paging::Offset { total: Some(_), .. } | Paging::PageNumber { total_pages: Some(_), .. })
+}
+
 /// Totals some paging kinds put in every page.
 fn totals(route: &Route, count: usize, size: usize) -> Vec<(Vec<String>, Value)> {
     match &route.paging {
@@ -389,7 +397,7 @@ fn fault_reply(
     route: &Route,
     uri: &Uri,
     query: &[(String, String)],
-    selected: &[&str],
+    records: &[&str],
     window: &Window,
     fault: &Fault,
     page: usize,
@@ -408,9 +416,7 @@ fn fault_reply(
         return (200, format!("fault on page {page}: empty page with a next link"), response);
     }
     // Truncated: the declared length is the whole page's, the body stops halfway and the connection drops.
-    let end = (window.offset + window.size).min(selected.len());
-    let records: Vec<Cow<str>> =
-        selected.get(window.offset..end).unwrap_or(&[]).iter().map(|r| Cow::Borrowed(*r)).collect();
+    let records: Vec<Cow<str>> = records.iter().map(|r| Cow::Borrowed(*r)).collect();
     let bytes = page_body(route, &records, Value::Object(Map::new())).into_bytes();
     let (parts, _) = json_reply(200, &Value::Null).into_parts();
     let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
