@@ -36,7 +36,7 @@ struct SandboxFile {
     /// Another sandbox directory, relative to this one, whose settings and data this one starts from.
     extends: Option<String>,
     /// The moment the records' times are as of (RFC 3339). Without `--now`, a sandbox run moves every
-    /// time by the time since, so the tenant looks recent.
+    /// time by the whole days since, so the tenant looks recent.
     anchor: Option<String>,
     /// The connector instance name a run against the sandbox stores under (default `sandbox`).
     instance: Option<String>,
@@ -146,7 +146,7 @@ pub struct SandboxData {
     pub spec: Option<String>,
     pub description: Option<String>,
     /// Timestamps in the records are as of this moment (ms). A sandbox run without a fixed clock shifts
-    /// every timestamp by the time since, so the tenant always looks recent.
+    /// every timestamp by the whole days since, so the tenant always looks recent.
     pub anchor_ms: Option<i64>,
     pub instance: String,
     pub config: Map<String, Value>,

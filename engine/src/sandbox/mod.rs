@@ -25,6 +25,8 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+const DAY_MS: i64 = 86_400_000;
+
 /// How to start a sandbox.
 #[derive(Clone, Default)]
 pub struct SandboxOptions {
@@ -32,7 +34,8 @@ pub struct SandboxOptions {
     pub port: u16,
     /// The sandbox's clock (ms): incremental records later than this are not served yet.
     pub now_ms: i64,
-    /// Move every time in the records by `now_ms - anchor`, so recorded data looks recent.
+    /// Move every time in the records by the whole days between the anchor and `now_ms`, so recorded data
+    /// looks recent.
     pub shift_to_now: bool,
     /// Called with every request as it is answered.
     pub on_request: Option<RequestCallback>,
@@ -86,8 +89,9 @@ impl Sandbox {
             }
         };
         let shift_ms = match (options.shift_to_now, data.anchor_ms) {
-            // Whole seconds, so times written without fractions keep none.
-            (true, Some(anchor)) => (options.now_ms - anchor).div_euclid(1000) * 1000,
+            // Whole days: runs on the same day see the same records, so a second run is incremental and
+            // rewrites nothing; records recorded after the anchor appear as the day goes on.
+            (true, Some(anchor)) => (options.now_ms - anchor).div_euclid(DAY_MS) * DAY_MS,
             _ => 0,
         };
         let routes = routes::routes(spec, base.path())?;
