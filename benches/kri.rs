@@ -12,6 +12,8 @@
 //! BENCH_REGISTRATIONS=0 cargo bench --bench kri                # no MFA registration rows to join
 //! BENCH_KRI_STORE=kri-bench.db cargo bench --bench kri        # keep (and reuse) the store between runs
 //! BENCH_LOOKUPS=auto cargo bench --bench kri                    # one strategy: auto, index or pk
+//! BENCH_REFERENCE=0 cargo bench --bench kri                     # skip the reference scans (for profiling)
+//! BENCH_THREADS=1 cargo bench --bench kri                       # one thread only (0: one per core only)
 //! ```
 
 use engine::kri::{KriOptions, LookupStrategy, compute};
@@ -206,8 +208,11 @@ fn main() {
 
     // Streaming each large table once warms the page cache (so the first configuration measured is not
     // the only one reading from disk) and shows what reading alone costs.
+    let reference = std::env::var("BENCH_REFERENCE").map_or(true, |v| v != "0");
     for (shape, name) in
         [(Shape::Entity, "entra_user"), (Shape::Entity, "entra_mfa_registration"), (Shape::Event, "entra_signin_event")]
+            .into_iter()
+            .filter(|_| reference)
     {
         let started = Instant::now();
         let rows = store.for_each_row("bench", shape, name, |_| Ok::<(), engine::store::StoreError>(())).expect("scan");
@@ -227,7 +232,8 @@ fn main() {
         _ => true,
     }) {
         let mut results = Vec::new();
-        for threads in [1, 0] {
+        let only_threads: Option<usize> = std::env::var("BENCH_THREADS").ok().and_then(|v| v.parse().ok());
+        for threads in [1, 0].into_iter().filter(|t| only_threads.is_none_or(|o| o == *t)) {
             let options = KriOptions { lookups: strategy, threads, ..KriOptions::new("bench", NOW_MS) };
             // The best of two: the machine may be busy with something else for one of them.
             let mut elapsed = f64::MAX;

@@ -1175,8 +1175,10 @@ fn check_against_reference(seed: u64, size: usize, strategies: &[LookupStrategy]
     let expected = reference(&items, &ticks, &links);
     let with_evidence = ["all_items", "flagged", "groups", "sum_n", "ticks_hour", "link_targets"];
     for (n, &lookups) in strategies.iter().enumerate() {
-        // One thread, then several: the results must not depend on how scans are split.
-        let options = KriOptions { lookups, threads: n % 2 * 2 + 1, ..KriOptions::new("p", NOW_MS) };
+        // One thread and whole tables, then several threads sharing slices of 7 rows: the results must not
+        // depend on how scans are split.
+        let (threads, slice_rows) = if n % 2 == 0 { (1, 0) } else { (3, 7) };
+        let options = KriOptions { lookups, threads, slice_rows, ..KriOptions::new("p", NOW_MS) };
         let results = kri::compute(property_spec(), &store, &options, None).expect("compute");
         assert_eq!(results.len(), expected.len());
         for result in &results {

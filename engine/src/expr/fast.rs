@@ -1,7 +1,10 @@
-//! A direct walk of the operator tree that gives exactly evalexpr's result whenever evaluation
-//! succeeds, without building an evalexpr context per evaluation (resolving every variable up front,
-//! cloning constants, allocating an argument list per node). It is what makes a predicate over a
-//! million rows affordable.
+//! A direct evaluator that gives exactly evalexpr's result whenever evaluation succeeds, without
+//! building an evalexpr context per evaluation (resolving every variable up front, cloning constants,
+//! allocating an argument list per node). It is what makes a predicate over a million rows affordable.
+//!
+//! The operator tree is translated once into a [`Program`]: function names resolved to their registry
+//! entries, subtrees made only of constants and pure functions computed once (and, when the clock is
+//! pinned with [`Program::pinned`], subtrees that read the clock too, such as `now() - days(90)`).
 //!
 //! It answers `None` for anything it does not reproduce exactly, and for every evaluation that would
 //! fail: the caller then evaluates through evalexpr, which produces the one true result or error
@@ -9,76 +12,246 @@
 //! arguments, the pinned clock and a store that does not change during an evaluation). Like evalexpr,
 //! it evaluates every operand: nothing short-circuits, so an operand that fails fails the expression.
 
-use super::{Scope, functions};
+use super::functions::{self, FunctionInfo};
+use super::{EvalError, Scope};
 use evalexpr::{Node, Operator, Value};
 use std::borrow::Cow;
 
-/// Deepest tree walked here; deeper (long operator chains) is left to evalexpr, whose frames are smaller.
+/// Deepest tree translated here; deeper (long operator chains) is left to evalexpr, whose frames are
+/// smaller.
 const MAX_DEPTH: usize = 48;
 
-/// The value of `node`, or `None` to say "ask evalexpr".
-pub(super) fn eval<'n>(node: &'n Node, scope: &dyn Scope) -> Option<Cow<'n, Value>> {
-    walk(node, scope, 0)
+/// Most arguments a call gets without allocating a list for them.
+const INLINE_ARGS: usize = 6;
+
+/// An expression ready for direct evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Program {
+    root: Op,
 }
 
-fn walk<'n>(node: &'n Node, scope: &dyn Scope, depth: usize) -> Option<Cow<'n, Value>> {
+#[derive(Clone, Debug, PartialEq)]
+enum Op {
+    Const(Value),
+    Var(String),
+    /// Every child is evaluated (its failure fails the whole); the first is the value.
+    Root(Vec<Op>),
+    /// Comparison, logic and arithmetic.
+    Binary(Operator, Box<(Op, Op)>),
+    Not(Box<Op>),
+    Neg(Box<Op>),
+    Tuple(Vec<Op>),
+    /// `f()` or `f(a, b, ...)`: the arguments as written.
+    Call(Function, Vec<Op>),
+    /// `f(x)`: one argument, which is unpacked at run time when it is a tuple (evalexpr cannot tell
+    /// `f(t)` from `f(t1, t2)` when `t` holds a tuple).
+    CallPacked(Function, Box<Op>),
+    /// Exponentiation, chaining, assignment, malformed or too deep: evalexpr decides.
+    Opaque,
+}
+
+/// A registry entry, compared by name.
+#[derive(Clone, Copy)]
+struct Function(&'static FunctionInfo);
+
+impl PartialEq for Function {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Program {
+    /// Translates an operator tree, computing its constant subtrees.
+    pub fn new(node: &Node) -> Program {
+        let mut root = translate(node, 0);
+        fold(&mut root, None);
+        Program { root }
+    }
+
+    /// The same program with every subtree that reads nothing but constants and the clock computed
+    /// once for a clock pinned at `now_ms`.
+    pub fn pinned(&self, now_ms: i64) -> Program {
+        let mut root = self.root.clone();
+        fold(&mut root, Some(now_ms));
+        Program { root }
+    }
+
+    /// Whether the whole program was computed ahead.
+    #[cfg(test)]
+    pub fn is_constant(&self) -> bool {
+        matches!(self.root, Op::Const(_))
+    }
+
+    /// The value, or `None` to say "ask evalexpr".
+    pub fn eval<'a>(&'a self, scope: &'a dyn Scope) -> Option<Cow<'a, Value>> {
+        walk(&self.root, scope)
+    }
+}
+
+fn translate(node: &Node, depth: usize) -> Op {
     use Operator as O;
     if depth > MAX_DEPTH {
-        return None;
+        return Op::Opaque;
     }
-    let eval = |child: &'n Node| walk(child, scope, depth + 1);
+    let each = |children: &[Node]| children.iter().map(|c| translate(c, depth + 1)).collect::<Vec<_>>();
     let children = node.children();
-    match node.operator() {
-        O::Const { value } if children.is_empty() => Some(Cow::Borrowed(value)),
-        O::VariableIdentifierRead { identifier } if children.is_empty() => scope.variable(identifier).map(Cow::Owned),
-        O::RootNode => {
-            // Every child is evaluated (its failure fails the whole); the first is the value.
+    match (node.operator(), children) {
+        (O::Const { value }, []) => Op::Const(value.clone()),
+        (O::VariableIdentifierRead { identifier }, []) => Op::Var(identifier.clone()),
+        (O::RootNode, _) => Op::Root(each(children)),
+        (
+            operator @ (O::Eq
+            | O::Neq
+            | O::Gt
+            | O::Lt
+            | O::Geq
+            | O::Leq
+            | O::And
+            | O::Or
+            | O::Add
+            | O::Sub
+            | O::Mul
+            | O::Div
+            | O::Mod),
+            [left, right],
+        ) => Op::Binary(operator.clone(), Box::new((translate(left, depth + 1), translate(right, depth + 1)))),
+        (O::Not, [only]) => Op::Not(Box::new(translate(only, depth + 1))),
+        (O::Neg, [only]) => Op::Neg(Box::new(translate(only, depth + 1))),
+        (O::Tuple, _) => Op::Tuple(each(children)),
+        (O::FunctionIdentifier { identifier }, [argument]) => {
+            let Some(info) = functions::info(identifier) else { return Op::Opaque };
+            let function = Function(info);
+            // The call's parentheses are a root node holding nothing, the argument, or a tuple of the
+            // arguments; `f x` without parentheses has the argument itself.
+            match (argument.operator(), argument.children()) {
+                (O::RootNode, []) => Op::Call(function, Vec::new()),
+                (O::RootNode, [tuple]) if matches!(tuple.operator(), O::Tuple) && !info.takes_one_whole() => {
+                    Op::Call(function, each(tuple.children()))
+                }
+                _ => Op::CallPacked(function, Box::new(translate(argument, depth + 1))),
+            }
+        }
+        _ => Op::Opaque,
+    }
+}
+
+/// Replaces each largest subtree that reads no variable and calls no host function (nor `now`, unless
+/// the clock is given) by its value, when the direct evaluation of it succeeds.
+fn fold(op: &mut Op, clock: Option<i64>) {
+    if matches!(op, Op::Const(_)) {
+        return;
+    }
+    if constant(op, clock.is_some()) {
+        let value = walk(op, &Clock(clock.unwrap_or_default())).map(Cow::into_owned);
+        if let Some(value) = value {
+            *op = Op::Const(value);
+        }
+        return;
+    }
+    match op {
+        Op::Root(children) | Op::Tuple(children) | Op::Call(_, children) => {
+            children.iter_mut().for_each(|c| fold(c, clock));
+        }
+        Op::Binary(_, pair) => {
+            fold(&mut pair.0, clock);
+            fold(&mut pair.1, clock);
+        }
+        Op::Not(only) | Op::Neg(only) | Op::CallPacked(_, only) => fold(only, clock),
+        Op::Const(_) | Op::Var(_) | Op::Opaque => {}
+    }
+}
+
+fn constant(op: &Op, with_clock: bool) -> bool {
+    let pure = |f: &Function| !f.0.host && (with_clock || f.0.name != "now");
+    match op {
+        Op::Const(_) => true,
+        Op::Var(_) | Op::Opaque => false,
+        Op::Root(children) | Op::Tuple(children) => children.iter().all(|c| constant(c, with_clock)),
+        Op::Call(f, children) => pure(f) && children.iter().all(|c| constant(c, with_clock)),
+        Op::Binary(_, pair) => constant(&pair.0, with_clock) && constant(&pair.1, with_clock),
+        Op::Not(only) | Op::Neg(only) => constant(only, with_clock),
+        Op::CallPacked(f, only) => pure(f) && constant(only, with_clock),
+    }
+}
+
+/// The scope of folding: a clock and nothing else.
+struct Clock(i64);
+
+impl Scope for Clock {
+    fn variable(&self, _: &str) -> Option<Value> {
+        None
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+fn walk<'a>(op: &'a Op, scope: &'a dyn Scope) -> Option<Cow<'a, Value>> {
+    match op {
+        Op::Const(value) => Some(Cow::Borrowed(value)),
+        Op::Var(name) => scope.variable_ref(name),
+        Op::Root(children) => {
             let mut first = None;
             for child in children {
-                let value = eval(child)?;
+                let value = walk(child, scope)?;
                 first.get_or_insert(value);
             }
             Some(first.unwrap_or(Cow::Owned(Value::Empty)))
         }
-        O::Eq | O::Neq | O::Gt | O::Lt | O::Geq | O::Leq | O::And | O::Or => {
-            let [left, right] = children else { return None };
-            let (a, b) = (eval(left)?, eval(right)?);
-            binary(node.operator(), &a, &b).map(Cow::Owned)
+        Op::Binary(operator, pair) => {
+            let (a, b) = (walk(&pair.0, scope)?, walk(&pair.1, scope)?);
+            match operator {
+                Operator::Add | Operator::Sub | Operator::Mul | Operator::Div | Operator::Mod => {
+                    arithmetic(operator, &a, &b)
+                }
+                _ => binary(operator, &a, &b),
+            }
+            .map(Cow::Owned)
         }
-        O::Add | O::Sub | O::Mul | O::Div | O::Mod => {
-            let [left, right] = children else { return None };
-            let (a, b) = (eval(left)?, eval(right)?);
-            arithmetic(node.operator(), &a, &b).map(Cow::Owned)
-        }
-        O::Not => match children {
-            [only] => match eval(only)?.as_ref() {
-                Value::Boolean(b) => Some(Cow::Owned(Value::Boolean(!b))),
-                _ => None,
-            },
+        Op::Not(only) => match walk(only, scope)?.as_ref() {
+            Value::Boolean(b) => Some(Cow::Owned(Value::Boolean(!b))),
             _ => None,
         },
-        O::Neg => match children {
-            [only] => match eval(only)?.as_ref() {
-                Value::Int(i) => i.checked_neg().map(|n| Cow::Owned(Value::Int(n))),
-                Value::Float(f) => Some(Cow::Owned(Value::Float(-f))),
-                _ => None,
-            },
+        Op::Neg(only) => match walk(only, scope)?.as_ref() {
+            Value::Int(i) => i.checked_neg().map(|n| Cow::Owned(Value::Int(n))),
+            Value::Float(f) => Some(Cow::Owned(Value::Float(-f))),
             _ => None,
         },
-        O::Tuple => {
-            let values = children.iter().map(|c| eval(c).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
+        Op::Tuple(children) => {
+            let values = children.iter().map(|c| walk(c, scope).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
             Some(Cow::Owned(Value::Tuple(values)))
         }
-        O::FunctionIdentifier { identifier } => match children {
-            [argument] => {
-                let argument = eval(argument)?;
-                functions::call(identifier, &argument, scope).ok().map(Cow::Owned)
-            }
-            _ => None,
-        },
-        // Exponentiation, chaining, assignment and malformed nodes: evalexpr decides.
-        _ => None,
+        Op::Call(Function(info), arguments) => {
+            let result = if arguments.len() <= INLINE_ARGS {
+                let mut values = [const { Value::Empty }; INLINE_ARGS];
+                for (slot, argument) in values.iter_mut().zip(arguments) {
+                    *slot = walk(argument, scope)?.into_owned();
+                }
+                call(info, &values[..arguments.len()], scope)
+            } else {
+                let values =
+                    arguments.iter().map(|a| walk(a, scope).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
+                call(info, &values, scope)
+            };
+            result.ok().map(Cow::Owned)
+        }
+        Op::CallPacked(Function(info), argument) => {
+            let argument = walk(argument, scope)?;
+            functions::call_info(info, &argument, scope).ok().map(Cow::Owned)
+        }
+        Op::Opaque => None,
     }
+}
+
+fn call(info: &FunctionInfo, args: &[Value], scope: &dyn Scope) -> Result<Value, EvalError> {
+    functions::call_args(info, args, scope)
 }
 
 /// Comparison and logic, as evalexpr's operators compute them: two strings compare as text, two

@@ -82,7 +82,7 @@ impl FunctionInfo {
     }
 
     /// True when the one argument is passed whole, so that a tuple stays a single argument.
-    fn takes_one_whole(&self) -> bool {
+    pub(crate) fn takes_one_whole(&self) -> bool {
         self.min_args == 1 && self.max_args == Some(1)
     }
 }
@@ -401,6 +401,11 @@ pub(crate) fn call(name: &str, argument: &Value, scope: &dyn Scope) -> Result<Va
     let Some(info) = info(name) else {
         return Err(EvalError::new(format!("unknown function `{name}`")));
     };
+    call_info(info, argument, scope)
+}
+
+/// [`call`] of a registry entry found beforehand.
+pub(crate) fn call_info(info: &FunctionInfo, argument: &Value, scope: &dyn Scope) -> Result<Value, EvalError> {
     let args: &[Value] = if info.takes_one_whole() {
         std::slice::from_ref(argument)
     } else {
@@ -410,6 +415,12 @@ pub(crate) fn call(name: &str, argument: &Value, scope: &dyn Scope) -> Result<Va
             other => std::slice::from_ref(other),
         }
     };
+    call_args(info, args, scope)
+}
+
+/// Calls a registry entry with its arguments already unpacked.
+pub(crate) fn call_args(info: &FunctionInfo, args: &[Value], scope: &dyn Scope) -> Result<Value, EvalError> {
+    let name = info.name;
     if let Some(problem) = info.arity_problem(args.len()) {
         return Err(EvalError::new(problem));
     }

@@ -874,7 +874,7 @@ fn the_fast_path_gives_evalexprs_result_or_defers() {
             for b in &values {
                 let scope = TestScope::new().with("a", a.clone()).with("b", b.clone());
                 let slow = expr.eval_slow(&scope);
-                if let Some(fast) = fast::eval(&expr.node, &scope) {
+                if let Some(fast) = expr.program.eval(&scope) {
                     answered += 1;
                     match &slow {
                         Ok(slow) => assert!(same(&fast, slow), "{source} with a={a:?} b={b:?}: {fast:?} != {slow:?}"),
@@ -882,8 +882,33 @@ fn the_fast_path_gives_evalexprs_result_or_defers() {
                     }
                 }
                 assert_eq!(format!("{:?}", expr.eval(&scope)), format!("{slow:?}"), "{source} a={a:?} b={b:?}");
+                let pinned = expr.pinned(scope.now);
+                assert_eq!(
+                    format!("{:?}", pinned.eval(&scope)),
+                    format!("{slow:?}"),
+                    "pinned {source} a={a:?} b={b:?}"
+                );
             }
         }
     }
     assert!(answered > 3_000, "the fast path answered only {answered} evaluations");
+}
+
+/// Constant subtrees are computed once: at compile time without the clock, when pinned with it; a
+/// constant subtree that fails is left for evaluation to report.
+#[test]
+fn constant_subtrees_are_computed_once() {
+    let scope = TestScope::new();
+    let clock_only = compile("now() - days(90)").unwrap();
+    assert!(!clock_only.program.is_constant());
+    let pinned = clock_only.pinned(scope.now);
+    assert!(pinned.program.is_constant());
+    assert_eq!(pinned.eval(&scope), Ok(Value::Int(scope.now - 90 * 86_400_000)));
+    assert!(compile("days(90) * 2").unwrap().program.is_constant());
+    assert!(!compile("lookup(\"user\", \"u1\", \"name\")").unwrap().pinned(0).program.is_constant());
+    let failing = compile("1 / 0").unwrap();
+    assert!(!failing.program.is_constant());
+    assert_eq!(failing.eval(&scope).unwrap_err().message, "division by zero in 1 / 0");
+    let partly = compile("a < now() - days(1)").unwrap().pinned(scope.now);
+    assert_eq!(partly.eval(&TestScope::new().with("a", 0)), Ok(Value::Boolean(true)));
 }

@@ -15,13 +15,14 @@
 //!   falls outside).
 
 use super::KriOptions;
-use super::host::{Host, RowScope};
+use super::host::{Host, RowScope, RowValues};
 use crate::expr::{self, Expr, Value, format_iso_ms};
 use crate::model::{Aggregate, AggregateOp, Indicator, Shape, Spec};
-use crate::store::{Fields, RowRef, Scan, Store, StoreError};
+use crate::store::{Fields, RowRef, Scan, Slice, Store, StoreError};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What one aggregate came to.
 pub(super) struct AggOutput {
@@ -58,13 +59,17 @@ struct Group<'s> {
     name: &'s str,
     /// Indexes into `Plan::aggregates`.
     members: Vec<usize>,
-    /// Distinct predicates of the members, evaluated at most once per row.
-    predicates: Vec<&'s Expr>,
+    /// Distinct predicates of the members, evaluated at most once per row, pinned to the evaluation
+    /// clock.
+    predicates: Vec<Expr>,
     /// Per member, its predicate in `predicates`.
     member_predicate: Vec<Option<usize>>,
     /// Every name the members read (predicate variables, fields, window fields): the only attributes a
     /// scan decodes.
     reads: Vec<String>,
+    /// When every member has a window on the time field, rows before the earliest window start are of
+    /// no use, and the store can skip them.
+    since: Option<i64>,
 }
 
 impl<'s> Plan<'s> {
@@ -107,6 +112,7 @@ impl<'s> Plan<'s> {
                             predicates: Vec::new(),
                             member_predicate: Vec::new(),
                             reads: Vec::new(),
+                            since: None,
                         });
                         plan.groups.last_mut().expect("just pushed")
                     }
@@ -115,7 +121,7 @@ impl<'s> Plan<'s> {
                 match group.predicates.iter().position(|p| p.source() == filter.source()) {
                     Some(p) => p,
                     None => {
-                        group.predicates.push(filter);
+                        group.predicates.push(filter.pinned(now_ms));
                         group.predicates.len() - 1
                     }
                 }
@@ -131,6 +137,17 @@ impl<'s> Plan<'s> {
                 }
             }
         }
+        for group in &mut plan.groups {
+            group.since = group
+                .members
+                .iter()
+                .map(|&member| {
+                    let planned = &plan.aggregates[member];
+                    planned.window.filter(|_| planned.window_on_time).map(|(from, _)| from)
+                })
+                .collect::<Option<Vec<i64>>>()
+                .and_then(|starts| starts.into_iter().min());
+        }
         plan
     }
 
@@ -139,87 +156,66 @@ impl<'s> Plan<'s> {
         &self.lets[n]
     }
 
-    /// The scans to run: one per shape type, or, with several workers, the members of a type split over
-    /// up to `workers` scans of it, so that predicate evaluation (most of the cost) runs in parallel.
-    /// Each aggregate is computed whole by one scan, so the split changes no result.
-    fn tasks(&self, workers: usize) -> Vec<Task> {
-        let mut tasks = Vec::new();
-        for (g, group) in self.groups.iter().enumerate() {
-            // Units stay together: all predicates that call host functions (they share lazily built
-            // indexes, which a second scan would build again), each other predicate with its members,
-            // and the members without a predicate.
-            let mut units: Vec<(Vec<usize>, u32)> = Vec::new();
-            let mut host_unit: (Vec<usize>, u32) = (Vec::new(), 0);
-            let mut plain: (Vec<usize>, u32) = (Vec::new(), 0);
-            for (p, predicate) in group.predicates.iter().enumerate() {
-                let slots: Vec<usize> =
-                    (0..group.members.len()).filter(|&s| group.member_predicate[s] == Some(p)).collect();
-                if predicate.functions().iter().any(|f| matches!(f.as_str(), "lookup" | "exists" | "has_edge")) {
-                    host_unit.0.extend(slots);
-                    host_unit.1 += 3;
-                } else {
-                    units.push((slots, 1));
-                }
-            }
-            plain.0.extend((0..group.members.len()).filter(|&s| group.member_predicate[s].is_none()));
-            if !host_unit.0.is_empty() {
-                units.push(host_unit);
-            }
-            if !plain.0.is_empty() {
-                units.push(plain);
-            }
-            units.sort_by_key(|(_, weight)| std::cmp::Reverse(*weight));
-            // Longest processing time first: each unit goes to the lightest scan so far.
-            let mut bins: Vec<Task> = Vec::new();
-            for (slots, weight) in units {
-                if bins.len() < workers.max(1) {
-                    bins.push(Task { group: g, slots, weight });
-                } else if let Some(lightest) = bins.iter_mut().min_by_key(|t| t.weight) {
-                    lightest.slots.extend(slots);
-                    lightest.weight += weight;
-                }
-            }
-            tasks.extend(bins);
-        }
-        // Heavy scans first, so a light one never holds up the end.
-        tasks.sort_by_key(|t| std::cmp::Reverse(t.weight));
-        tasks
-    }
-
-    /// Runs every scan and returns the output of every planned aggregate. With more than one worker,
-    /// the other workers read through connections of their own to the same store file.
+    /// Runs every scan and returns the output of every planned aggregate.
+    ///
+    /// Each shape type is cut into slices of about `slice_rows` rows (entities by id, events by start
+    /// time), and every worker takes the next slice of the type at hand, computing all of the type's
+    /// aggregates over it; the other workers read through connections of their own to the same store
+    /// file. The accumulators of a type's slices are then merged in slice order. Where the slices fall
+    /// depends on the stored rows alone, so the results do not depend on the number of workers nor on
+    /// which worker read which slice.
     pub fn run(
         &self,
         spec: &Spec,
         store: &Store,
         options: &KriOptions<'_>,
         workers: usize,
+        slice_rows: u64,
     ) -> Result<Vec<AggOutput>, StoreError> {
-        let tasks = self.tasks(workers);
-        let next = AtomicUsize::new(0);
+        let cutters: Vec<Mutex<Cutter>> = self.groups.iter().map(|_| Mutex::default()).collect();
         let failed = AtomicBool::new(false);
-        let work = |store: &Store| -> Result<Vec<(usize, Accumulator)>, StoreError> {
+        let work = |store: &Store| -> Result<Vec<Scanned>, StoreError> {
             let host = Host::new(spec, store, options);
             let mut done = Vec::new();
-            while !failed.load(Ordering::Relaxed) {
-                let Some(task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                match self.scan(task, store, options.instance, &host) {
-                    Ok(accumulators) => done.extend(accumulators),
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        return Err(e);
+            for (g, group) in self.groups.iter().enumerate() {
+                // Memos outlive a slice: verdicts are pure, whichever slice they were learnt in.
+                let mut memos: Vec<Memo> = group.predicates.iter().map(|_| Memo::new()).collect();
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(done);
+                    }
+                    let claimed = cutters[g].lock().unwrap_or_else(std::sync::PoisonError::into_inner).claim(
+                        store,
+                        options.instance,
+                        group,
+                        slice_rows,
+                    );
+                    let result = claimed.and_then(|claimed| match claimed {
+                        Some((index, slice)) => {
+                            let accumulators = self.scan(group, &slice, store, options.instance, &host, &mut memos)?;
+                            Ok(Some((g, index, accumulators)))
+                        }
+                        None => Ok(None),
+                    });
+                    match result {
+                        Ok(Some(scanned)) => done.push(scanned),
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
                     }
                 }
             }
             Ok(done)
         };
-        let helpers = workers.saturating_sub(1).min(tasks.len().saturating_sub(1));
+        let helpers = workers.saturating_sub(1);
         let path = store.path();
         // A helper must read the same file: the path could name another one by now (a relative path after
         // a change of directory), and opening a missing file would create an empty store.
         let last_run = if helpers > 0 { store.last_run(options.instance)?.map(|r| r.run_id) } else { None };
         let same_store = |own: &Store| own.last_run(options.instance).is_ok_and(|r| r.map(|r| r.run_id) == last_run);
-        let results: Vec<Result<Vec<(usize, Accumulator)>, StoreError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<Scanned>, StoreError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..helpers)
                 .map(|_| {
                     scope.spawn(|| match path.exists().then(|| Store::open(path)) {
@@ -234,10 +230,18 @@ impl<'s> Plan<'s> {
                 .extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))));
             results
         });
-        let mut accumulators: Vec<Option<Accumulator>> = self.aggregates.iter().map(|_| None).collect();
+        let mut slices = Vec::new();
         for result in results {
-            for (member, accumulator) in result? {
-                accumulators[member] = Some(accumulator);
+            slices.extend(result?);
+        }
+        slices.sort_by_key(|(g, index, _)| (*g, *index));
+        let mut accumulators: Vec<Option<Accumulator>> = self.aggregates.iter().map(|_| None).collect();
+        for (g, _, scanned) in slices {
+            for (&member, accumulator) in self.groups[g].members.iter().zip(scanned) {
+                accumulators[member] = Some(match accumulators[member].take() {
+                    Some(earlier) => earlier.merge(accumulator),
+                    None => accumulator,
+                });
             }
         }
         Ok(accumulators
@@ -247,42 +251,28 @@ impl<'s> Plan<'s> {
             .collect())
     }
 
-    /// One streaming pass over a shape type for some of its aggregates.
+    /// One streaming pass over a slice of a shape type for all of its aggregates, in member order.
     fn scan(
         &self,
-        task: &Task,
+        group: &Group<'_>,
+        slice: &Slice,
         store: &Store,
         instance: &str,
         host: &Host<'_>,
-    ) -> Result<Vec<(usize, Accumulator)>, StoreError> {
-        let group = &self.groups[task.group];
-        let mut accumulators: Vec<(usize, Accumulator)> = task
-            .slots
-            .iter()
-            .map(|&slot| {
-                let member = group.members[slot];
-                (member, Accumulator::new(&self.aggregates[member]))
-            })
-            .collect();
-        // When every aggregate has a window on the time field, rows before the earliest window start are
-        // of no use, and the store can skip them.
-        let since = accumulators
-            .iter()
-            .map(|(member, _)| {
-                let planned = &self.aggregates[*member];
-                planned.window.filter(|_| planned.window_on_time).map(|(from, _)| from)
-            })
-            .collect::<Option<Vec<i64>>>()
-            .and_then(|starts| starts.into_iter().min());
+        memos: &mut [Memo],
+    ) -> Result<Vec<Accumulator>, StoreError> {
+        let mut accumulators: Vec<Accumulator> =
+            group.members.iter().map(|&member| Accumulator::new(&self.aggregates[member])).collect();
         let mut verdicts: Vec<Option<Result<bool, String>>> = vec![None; group.predicates.len()];
-        let mut memos: Vec<Memo> = group.predicates.iter().map(|_| Memo::new()).collect();
+        let mut values = RowValues::new(&group.reads);
         let mut visit = |row: RowRef<'_>| {
             verdicts.iter_mut().for_each(|v| *v = None);
-            for (&slot, (member, accumulator)) in task.slots.iter().zip(accumulators.iter_mut()) {
+            values.clear();
+            for (slot, accumulator) in accumulators.iter_mut().enumerate() {
                 if accumulator.error.is_some() {
                     continue;
                 }
-                let planned = &self.aggregates[*member];
+                let planned = &self.aggregates[group.members[slot]];
                 if let Some((from, to)) = planned.window {
                     let t = if planned.window_on_time { Some(row.time()) } else { window_time(&row, planned) };
                     if !t.is_some_and(|t| from <= t && t <= to) {
@@ -291,8 +281,8 @@ impl<'s> Plan<'s> {
                 }
                 if let Some(p) = group.member_predicate[slot] {
                     let verdict = verdicts[p].get_or_insert_with(|| {
-                        let predicate = group.predicates[p];
-                        let scope = RowScope { row: &row, host };
+                        let predicate = &group.predicates[p];
+                        let scope = RowScope { row: &row, host, values: &values };
                         memos[p].verdict(predicate, &scope).map_err(|e| format!("{}: {e}", row_name(&row)))
                     });
                     match verdict {
@@ -313,17 +303,48 @@ impl<'s> Plan<'s> {
                 None => Ok(()),
             }
         };
-        let scan = Scan { since, only: Some(&group.reads) };
+        let scan = Scan { since: group.since, only: Some(&group.reads), slice };
         store.scan(instance, group.shape, group.name, &scan, &mut visit)?;
         Ok(accumulators)
     }
 }
 
-/// One scan of a shape type, for the group members at `slots`.
-struct Task {
-    group: usize,
-    slots: Vec<usize>,
-    weight: u32,
+/// The accumulators of one slice: (group, slice position, one per group member).
+type Scanned = (usize, usize, Vec<Accumulator>);
+
+/// Where the cutting of one shape type into slices stands: shared by the workers, each of which takes
+/// the next slice under the lock.
+#[derive(Default)]
+struct Cutter {
+    last: Option<Slice>,
+    claimed: usize,
+    finished: bool,
+}
+
+impl Cutter {
+    /// The next slice and its position, or `None` when the type is used up.
+    fn claim(
+        &mut self,
+        store: &Store,
+        instance: &str,
+        group: &Group<'_>,
+        rows: u64,
+    ) -> Result<Option<(usize, Slice)>, StoreError> {
+        if self.finished {
+            return Ok(None);
+        }
+        match store.next_slice(instance, group.shape, group.name, group.since, self.last.as_ref(), rows)? {
+            Some(slice) => {
+                self.last = Some(slice.clone());
+                self.claimed += 1;
+                Ok(Some((self.claimed - 1, slice)))
+            }
+            None => {
+                self.finished = true;
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Remembers a predicate's verdict by the values of the variables it reads.
@@ -467,6 +488,15 @@ struct Evidence {
 }
 
 impl Evidence {
+    /// The evidence of both: the smallest ids of the union.
+    fn merge(mut self, later: Evidence) -> Evidence {
+        self.ids.extend(later.ids);
+        while self.ids.len() > self.limit {
+            self.ids.pop_last();
+        }
+        self
+    }
+
     fn offer(&mut self, id: &str) {
         if self.limit == 0 {
             return;
@@ -583,6 +613,44 @@ impl Accumulator {
                 self.rows += 1;
                 self.evidence.offer(&row_id(row));
             }
+        }
+    }
+
+    /// This accumulator (of earlier rows in scan order) followed by `later`: what one accumulator would
+    /// hold after seeing the rows of both, except that a sum is added up per slice.
+    fn merge(self, later: Accumulator) -> Accumulator {
+        let error = self.error.or(later.error);
+        let state = match (self.state, later.state) {
+            (State::Count, State::Count) => State::Count,
+            (State::Distinct(mut seen), State::Distinct(more)) => {
+                seen.extend(more);
+                State::Distinct(seen)
+            }
+            (State::Sum(a), State::Sum(b)) => State::Sum(match (a, b) {
+                (Some(a), Some(b)) => Some(add(a, b)),
+                (a, b) => a.or(b),
+            }),
+            (State::Extreme(a), State::Extreme(b)) => State::Extreme(match (a, b) {
+                // The earlier value stays unless the later one is strictly better, as in one pass.
+                (Some(a), Some(b)) => {
+                    let better =
+                        if self.op == AggregateOp::Min { as_f64(&b) < as_f64(&a) } else { as_f64(&b) > as_f64(&a) };
+                    Some(if better { b } else { a })
+                }
+                (a, b) => a.or(b),
+            }),
+            (State::Latest(a), State::Latest(b)) => State::Latest(match (a, b) {
+                (Some(a), Some(b)) => Some(if (b.0, &b.1) > (a.0, &a.1) { b } else { a }),
+                (a, b) => a.or(b),
+            }),
+            _ => unreachable!("slices of one aggregate accumulate the same way"),
+        };
+        Accumulator {
+            op: self.op,
+            rows: self.rows + later.rows,
+            state,
+            evidence: self.evidence.merge(later.evidence),
+            error,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::expr::{self, EvalError, Scope, Value};
 use crate::model::{ConfigType, Shape, Spec};
 use crate::store::{RowRef, Scan, Store, StoreError};
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -176,7 +176,7 @@ impl<'a> Host<'a> {
         let mut map = HashMap::new();
         let only = [attribute.to_string()];
         self.store
-            .scan(self.instance, Shape::Entity, entity_type, &Scan { since: None, only: Some(&only) }, |row| {
+            .scan(self.instance, Shape::Entity, entity_type, &Scan { only: Some(&only), ..Scan::default() }, |row| {
                 let value = row.field(attribute).or_else(|| row.attributes.get(attribute).cloned());
                 if let Some(value) = value.filter(|v| !v.is_null())
                     && let crate::store::Fields::Entity { id, .. } = row.fields
@@ -210,12 +210,18 @@ impl<'a> Host<'a> {
             Some(Err(())) => {
                 let mut set = HashMap::new();
                 self.store
-                    .scan(self.instance, Shape::Entity, entity_type, &Scan { since: None, only: Some(&[]) }, |row| {
-                        if let crate::store::Fields::Entity { id, .. } = row.fields {
-                            set.insert(id.to_string(), Value::Boolean(true));
-                        }
-                        Ok::<(), StoreError>(())
-                    })
+                    .scan(
+                        self.instance,
+                        Shape::Entity,
+                        entity_type,
+                        &Scan { only: Some(&[]), ..Scan::default() },
+                        |row| {
+                            if let crate::store::Fields::Entity { id, .. } = row.fields {
+                                set.insert(id.to_string(), Value::Boolean(true));
+                            }
+                            Ok::<(), StoreError>(())
+                        },
+                    )
                     .map_err(|e| self.fail(e))?;
                 let set = Rc::new(set);
                 if let Some(entry) = self.ids.borrow_mut().iter_mut().find(|(t, _)| t == entity_type) {
@@ -251,7 +257,7 @@ impl<'a> Host<'a> {
         }
         let mut set = HashSet::new();
         self.store
-            .scan(self.instance, shape, name, &Scan { since: None, only: Some(&[]) }, |row| {
+            .scan(self.instance, shape, name, &Scan { only: Some(&[]), ..Scan::default() }, |row| {
                 set.extend(key(&row));
                 Ok::<(), StoreError>(())
             })
@@ -327,6 +333,27 @@ impl Host<'_> {
 pub(super) struct RowScope<'r> {
     pub row: &'r RowRef<'r>,
     pub host: &'r Host<'r>,
+    pub values: &'r RowValues,
+}
+
+/// The values of one row by name, each converted on its first read: the predicates of one scan read
+/// the same few names, so each is converted once per row, and not at all for rows no predicate reads.
+pub(super) struct RowValues {
+    names: Vec<String>,
+    values: Vec<OnceCell<Option<Value>>>,
+}
+
+impl RowValues {
+    pub fn new(names: &[String]) -> RowValues {
+        RowValues { names: names.to_vec(), values: names.iter().map(|_| OnceCell::new()).collect() }
+    }
+
+    /// Forgets the previous row's values.
+    pub fn clear(&mut self) {
+        self.values.iter_mut().for_each(|v| {
+            v.take();
+        });
+    }
 }
 
 impl RowScope<'_> {
@@ -385,19 +412,15 @@ fn encode_json(value: &serde_json::Value, key: &mut Vec<u8>) {
 }
 
 impl Scope for RowScope<'_> {
+    fn variable_ref(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match self.values.names.iter().position(|n| n == name) {
+            Some(i) => self.values.values[i].get_or_init(|| self.value(name)).as_ref().map(Cow::Borrowed),
+            None => self.value(name).map(Cow::Owned),
+        }
+    }
+
     fn variable(&self, name: &str) -> Option<Value> {
-        if let Some(value) = self.row.field(name) {
-            return Some(expr::from_json(&value));
-        }
-        if let Some(value) = self.row.attributes.get(name) {
-            return Some(expr::from_json(value));
-        }
-        if name.starts_with("config.") {
-            return self.host.config_variable(name);
-        }
-        // Validation only lets a predicate name fields and attributes of its type, so anything else is
-        // an attribute this row does not have.
-        Some(Value::Empty)
+        self.variable_ref(name).map(Cow::into_owned)
     }
 
     fn now_ms(&self) -> i64 {
@@ -406,5 +429,23 @@ impl Scope for RowScope<'_> {
 
     fn call_host(&self, name: &str, args: &[Value]) -> Option<Result<Value, EvalError>> {
         self.host.call(name, args)
+    }
+}
+
+impl RowScope<'_> {
+    fn value(&self, name: &str) -> Option<Value> {
+        if let Some(value) = self.row.field(name) {
+            return Some(expr::from_json(&value));
+        }
+        if let Some(value) = self.row.attributes.get(name) {
+            return Some(expr::from_json(value));
+        }
+        if name.starts_with("config.") {
+            // A secret is unbound: reading it is an error.
+            return self.host.config_variable(name);
+        }
+        // Validation only lets a predicate name fields and attributes of its type, so anything else is
+        // an attribute this row does not have.
+        Some(Value::Empty)
     }
 }

@@ -18,9 +18,13 @@
 //!   hash index that every later call probes (`has_edge` indexes an edge kind on its first call). A join
 //!   of a few hundred role members costs a few hundred queries, a join of a million users one pass.
 //!   [`LookupStrategy`] can force either way, to measure them;
-//! - with several cores, the aggregates of a large type are split over parallel scans of it, each on
-//!   its own connection to the store file (predicate evaluation, not reading, is most of the cost).
-//!   Each aggregate is still computed whole by one scan, so results do not depend on the split.
+//! - predicates are pinned to the evaluation clock, so `now() - days(90)` is computed once, not per row,
+//!   and the row values they read are converted once per row for all of them;
+//! - each shape type is cut into slices of [`SLICE_ROWS`] rows (entities by id, events by start time),
+//!   and with several cores the threads take slices in turn, each reading through its own connection
+//!   to the store file and computing every aggregate of the type over its slice. The slices' partial
+//!   results are merged in slice order; where slices fall depends only on the stored rows, so results
+//!   do not depend on the number of threads.
 //!
 //! Decisions a reader would otherwise have to reverse-engineer:
 //! - metrics are stored in the `kris` table beside the KRIs, not as rows of the `metrics` table: an
@@ -91,14 +95,21 @@ pub struct KriOptions<'a> {
     /// Scans run at once, each on its own connection to the store file; 0 picks one per core, at most
     /// [`MAX_THREADS`]. Results do not depend on it.
     pub threads: usize,
+    /// Rows per slice that scans are cut into for the threads to share; 0 picks the default
+    /// ([`SLICE_ROWS`]). Only a float `sum` can depend on it, in its last digits.
+    pub slice_rows: u64,
 }
 
 /// Most scans run at once by default: past this, parallel scans of one table mostly wait on each other.
 pub const MAX_THREADS: usize = 4;
 
+/// Rows per slice of a scan by default: cutting costs an index seek per slice, and smaller slices let
+/// the threads finish a table closer together.
+pub const SLICE_ROWS: u64 = 16_384;
+
 impl<'a> KriOptions<'a> {
     pub fn new(instance: &'a str, now_ms: i64) -> Self {
-        KriOptions { instance, now_ms, config: None, lookups: LookupStrategy::Auto, threads: 0 }
+        KriOptions { instance, now_ms, config: None, lookups: LookupStrategy::Auto, threads: 0, slice_rows: 0 }
     }
 
     pub fn with_config(mut self, config: &'a RunConfig) -> Self {
@@ -269,7 +280,8 @@ pub fn compute(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         n => n,
     };
-    let outputs = plan.run(spec, store, options, workers)?;
+    let slice_rows = if options.slice_rows == 0 { SLICE_ROWS } else { options.slice_rows };
+    let outputs = plan.run(spec, store, options, workers, slice_rows)?;
     let host = Host::new(spec, store, options);
     let overrides = options.config.map(|c| &c.band_overrides);
     Ok(selected

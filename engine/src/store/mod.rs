@@ -28,7 +28,7 @@
 mod error;
 mod json;
 mod read;
-pub use read::Scan;
+pub use read::{Scan, Slice};
 mod records;
 mod runs;
 mod schema;

@@ -12,50 +12,79 @@ use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row as SqlRow};
 use std::path::Path;
 
-/// The SELECT of a shape, by name within an instance, optionally from a time on (the shape's time field).
-/// Orders follow the indexes, so no scan sorts.
-fn select_sql(shape: Shape, since: bool) -> &'static str {
-    macro_rules! sql {
-        ($columns:literal, $from:literal, $time:literal, $order:literal) => {
-            if since {
-                concat!("SELECT ", $columns, " FROM ", $from, " AND ", $time, " >= ?3", $order)
-            } else {
-                concat!("SELECT ", $columns, " FROM ", $from, $order)
-            }
-        };
-    }
-    match shape {
-        Shape::Entity => sql!(
+/// The SELECT of a shape, by name within an instance, optionally from a time on (the shape's time field)
+/// and within a slice. Orders follow the indexes, so no scan sorts. Parameters: ?1 instance, ?2 name,
+/// ?3 since, ?4 and ?5 the slice's bounds.
+fn select_sql(shape: Shape, since: bool, slice: &Slice) -> String {
+    let (columns, from, time, order) = match shape {
+        Shape::Entity => (
             "type, id, updated_at, attributes, resource",
             "entities WHERE instance = ?1 AND type = ?2",
             "updated_at",
-            " ORDER BY id"
+            " ORDER BY id",
         ),
-        Shape::Event => sql!(
+        Shape::Event => (
             "name, key, start_ts, end_ts, attributes, resource",
             "events WHERE instance = ?1 AND name = ?2",
             "start_ts",
-            " ORDER BY start_ts"
+            " ORDER BY start_ts",
         ),
-        Shape::Metric => sql!(
+        Shape::Metric => (
             "name, ts, value, attributes, resource",
             "metrics WHERE instance = ?1 AND name = ?2",
             "ts",
-            " ORDER BY ts, attributes_key"
+            " ORDER BY ts, attributes_key",
         ),
-        Shape::Edge => sql!(
+        Shape::Edge => (
             "from_type, from_id, kind, to_type, to_id, updated_at, attributes, resource",
             "edges WHERE instance = ?1 AND kind = ?2",
             "updated_at",
-            ""
+            "",
         ),
-        Shape::Distribution => sql!(
+        Shape::Distribution => (
             "name, ts, kind, count, sum, points, attributes, resource",
             "distributions WHERE instance = ?1 AND name = ?2",
             "ts",
-            " ORDER BY ts, attributes_key"
+            " ORDER BY ts, attributes_key",
         ),
+    };
+    let mut sql = format!("SELECT {columns} FROM {from}");
+    if since {
+        sql.push_str(&format!(" AND {time} >= ?3"));
     }
+    match slice {
+        Slice::All => {}
+        Slice::Ids { after, through } => {
+            if after.is_some() {
+                sql.push_str(" AND id > ?4");
+            }
+            if through.is_some() {
+                sql.push_str(" AND id <= ?5");
+            }
+        }
+        Slice::Times { from, before } => {
+            if from.is_some() {
+                sql.push_str(" AND start_ts >= ?4");
+            }
+            if before.is_some() {
+                sql.push_str(" AND start_ts < ?5");
+            }
+        }
+    }
+    sql.push_str(order);
+    sql
+}
+
+/// A part of one type's rows in scan order, so that a scan can be split over threads: entities by a
+/// range of ids, events by a range of start times. Other shapes are not split.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Slice {
+    #[default]
+    All,
+    /// Ids in `(after, through]`; an open end is unbounded.
+    Ids { after: Option<String>, through: Option<String> },
+    /// Start times in `[from, before)`; an open end is unbounded.
+    Times { from: Option<i64>, before: Option<i64> },
 }
 
 impl Store {
@@ -78,7 +107,7 @@ impl Store {
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
     {
-        self.scan(instance, shape, name, &Scan { since: Some(since), only: None }, f)
+        self.scan(instance, shape, name, &Scan { since: Some(since), ..Scan::default() }, f)
     }
 
     /// [`for_each_row`](Self::for_each_row) as `scan` narrows it: from a time on, and with only some
@@ -91,10 +120,16 @@ impl Store {
         let path = self.path.as_path();
         let op = || format!("reading {} `{name}` of instance `{instance}`", shape.as_str());
         let fail = |e| sql_error(path, op(), e);
-        let mut statement = self.conn.prepare_cached(select_sql(shape, scan.since.is_some())).map_err(fail)?;
-        let with_since: [&dyn ToSql; 3] = [&instance, &name, &scan.since];
-        let params = if scan.since.is_some() { &with_since[..] } else { &with_since[..2] };
-        let mut rows = statement.query(params).map_err(fail)?;
+        let mut statement =
+            self.conn.prepare_cached(&select_sql(shape, scan.since.is_some(), scan.slice)).map_err(fail)?;
+        let (lower, upper): (&dyn ToSql, &dyn ToSql) = match scan.slice {
+            Slice::All => (&rusqlite::types::Null, &rusqlite::types::Null),
+            Slice::Ids { after, through } => (after, through),
+            Slice::Times { from, before } => (from, before),
+        };
+        let params: [&dyn ToSql; 5] = [&instance, &name, &scan.since, lower, upper];
+        let count = statement.parameter_count();
+        let mut rows = statement.query(&params[..count]).map_err(fail)?;
         let mut count = 0;
         while let Some(row) = rows.next().map_err(fail)? {
             let row = decode(path, shape, row, scan.only).map_err(|e| match e {
@@ -105,6 +140,82 @@ impl Store {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// The slice of about `rows` rows that follows `previous` in the scan order of `shape` (the first
+    /// slice when `previous` is `None`), or `None` when `previous` reached the end. Only the
+    /// boundary is looked up, through the index the scan itself uses, so cutting a table into slices
+    /// costs one pass over its index at most. Entities and events are cut; other shapes come whole.
+    pub fn next_slice(
+        &self,
+        instance: &str,
+        shape: Shape,
+        name: &str,
+        since: Option<i64>,
+        previous: Option<&Slice>,
+        rows: u64,
+    ) -> Result<Option<Slice>> {
+        let path = self.path.as_path();
+        let fail = |e| sql_error(path, format!("cutting {} `{name}` of instance `{instance}`", shape.as_str()), e);
+        let offset = i64::try_from(rows.max(1)).unwrap_or(i64::MAX);
+        match (shape, previous) {
+            (Shape::Entity, None | Some(Slice::Ids { through: Some(_), .. })) => {
+                let after = match previous {
+                    Some(Slice::Ids { through, .. }) => through.clone(),
+                    _ => None,
+                };
+                // The last id of the slice: `rows - 1` ids past its first.
+                // Separate texts with and without a lower bound: an `?3 IS NULL OR` would keep SQLite from
+                // seeking in the index.
+                let sql = if after.is_some() {
+                    "SELECT id FROM entities WHERE instance = ?1 AND type = ?2 AND id > ?3 ORDER BY id LIMIT 1 OFFSET ?4"
+                } else {
+                    "SELECT id FROM entities WHERE instance = ?1 AND type = ?2 AND ?3 IS NULL ORDER BY id LIMIT 1 OFFSET ?4"
+                };
+                let through: Option<String> = self
+                    .conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.query_row((instance, name, &after, offset - 1), |r| r.get(0)).optional())
+                    .map_err(fail)?;
+                Ok(Some(Slice::Ids { after, through }))
+            }
+            (Shape::Event, None | Some(Slice::Times { before: Some(_), .. })) => {
+                let from = match previous {
+                    Some(Slice::Times { before, .. }) => *before,
+                    _ => since,
+                };
+                let first_after = |sql: &str, offset: i64| -> Result<Option<i64>> {
+                    self.conn
+                        .prepare_cached(sql)
+                        .and_then(|mut s| s.query_row((instance, name, from, offset), |r| r.get(0)).optional())
+                        .map(Option::flatten)
+                        .map_err(fail)
+                };
+                // The start of the next slice: the time `rows` events on, or, when all of those share the
+                // slice's first time, the next later time, so that equal times never straddle two slices.
+                let mut before = first_after(
+                    if from.is_some() {
+                        "SELECT start_ts FROM events WHERE instance = ?1 AND name = ?2 AND start_ts >= ?3 \
+                         ORDER BY start_ts LIMIT 1 OFFSET ?4"
+                    } else {
+                        "SELECT start_ts FROM events WHERE instance = ?1 AND name = ?2 AND ?3 IS NULL \
+                         ORDER BY start_ts LIMIT 1 OFFSET ?4"
+                    },
+                    offset,
+                )?;
+                if before.is_some() && before == from {
+                    before = first_after(
+                        "SELECT min(start_ts) FROM events WHERE instance = ?1 AND name = ?2 AND start_ts > ?3 \
+                         AND ?4 IS NOT NULL",
+                        offset,
+                    )?;
+                }
+                Ok(Some(Slice::Times { from, before }))
+            }
+            (Shape::Entity | Shape::Event, Some(_)) => Ok(None),
+            (_, None) => Ok(Some(Slice::All)),
+            (_, Some(_)) => Ok(None),
+        }
     }
 
     /// The attributes of one entity, by primary key; `None` when it is not stored.
@@ -126,6 +237,14 @@ pub struct Scan<'a> {
     pub since: Option<i64>,
     /// Only these attributes are decoded; the rows' other attributes read as absent. `None`: all.
     pub only: Option<&'a [String]>,
+    /// Only the rows of this slice (see [`Store::next_slice`]).
+    pub slice: &'a Slice,
+}
+
+impl Default for &Slice {
+    fn default() -> Self {
+        &Slice::All
+    }
 }
 
 enum Decode {
