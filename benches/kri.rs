@@ -221,7 +221,7 @@ fn main() {
 
     let which = std::env::var("BENCH_LOOKUPS").unwrap_or_default();
     let strategies = [
-        ("auto (keys, then an index)", LookupStrategy::Auto),
+        ("auto (keys, then reading ahead or an index)", LookupStrategy::Auto),
         ("hash index", LookupStrategy::Index),
         ("primary key per call", LookupStrategy::PrimaryKey),
     ];

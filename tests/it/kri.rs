@@ -926,6 +926,7 @@ kris:
   looked_up: { title: t, let: { a: { count: entity.t_item, where: "lookup(\"t_item\", g, \"flag\") == true && len(id) > 0" } }, value: a }
   existing: { title: t, let: { a: { count: entity.t_item, where: "exists(\"t_item\", g) && len(id) > 0" } }, value: a }
   linked: { title: t, let: { a: { count: entity.t_item, where: "has_edge(\"t_item\", id, \"linked\", \"t_item\", g)" } }, value: a }
+  self_n: { title: t, let: { a: { sum: entity.t_item, field: n, where: "lookup(\"t_item\", id, \"n\") == n && n != 13" } }, value: a, evidence: a }
   link_targets: { title: t, let: { a: { count_distinct: edge.linked, field: to_id, where: "w > 2" } }, value: a, evidence: a }
   ratio: { title: t, let: { f: { count: entity.t_item, where: "flag == true" }, a: { count: entity.t_item } }, value: "percent(f, a, 2)" }
 "#;
@@ -1134,6 +1135,8 @@ fn reference(
     let edges: BTreeSet<(&str, &str)> = links.iter().map(|l| (l.from.as_str(), l.to.as_str())).collect();
     let linked = items.iter().filter(|i| i.g.as_deref().is_some_and(|g| edges.contains(&(i.id.as_str(), g)))).count();
     out.insert("linked", (int(linked), vec![], 0));
+    // The same as `sum_n`, through a lookup of each item's own `n`: ids in order, read ahead.
+    out.insert("self_n", out["sum_n"].clone());
     // Edges are one row per (from, to): the last write of a pair wins.
     let mut weights: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for l in links {
@@ -1173,7 +1176,7 @@ fn check_against_reference(seed: u64, size: usize, strategies: &[LookupStrategy]
     let (items, ticks, links) = generate(seed, size);
     let (store, _dir) = property_store(&format!("prop-{seed}-{size}"), &items, &ticks, &links);
     let expected = reference(&items, &ticks, &links);
-    let with_evidence = ["all_items", "flagged", "groups", "sum_n", "ticks_hour", "link_targets"];
+    let with_evidence = ["all_items", "flagged", "groups", "sum_n", "self_n", "ticks_hour", "link_targets"];
     for (n, &lookups) in strategies.iter().enumerate() {
         // One thread and whole tables, then several threads sharing slices of 7 rows: the results must not
         // depend on how scans are split.

@@ -192,7 +192,7 @@ impl<'s> Plan<'s> {
                     );
                     let result = claimed.and_then(|claimed| match claimed {
                         Some((index, slice)) => {
-                            let accumulators = self.scan(group, &slice, store, options.instance, &host, &mut memos)?;
+                            let accumulators = self.scan(g, &slice, store, options.instance, &host, &mut memos)?;
                             Ok(Some((g, index, accumulators)))
                         }
                         None => Ok(None),
@@ -254,13 +254,15 @@ impl<'s> Plan<'s> {
     /// One streaming pass over a slice of a shape type for all of its aggregates, in member order.
     fn scan(
         &self,
-        group: &Group<'_>,
+        g: usize,
         slice: &Slice,
         store: &Store,
         instance: &str,
         host: &Host<'_>,
         memos: &mut [Memo],
     ) -> Result<Vec<Accumulator>, StoreError> {
+        let group = &self.groups[g];
+        host.enter_scan(g);
         let mut accumulators: Vec<Accumulator> =
             group.members.iter().map(|&member| Accumulator::new(&self.aggregates[member])).collect();
         let mut verdicts: Vec<Option<Result<bool, String>>> = vec![None; group.predicates.len()];

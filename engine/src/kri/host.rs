@@ -3,11 +3,15 @@
 //! to_type, to_id)`.
 //!
 //! Host functions are called once per row, so a call must not scan. Under the default strategy the first
-//! [`AUTO_QUERIES`] calls for an entity type and attribute are primary-key queries; the next one streams
-//! the type once into a hash map from id to value (only non-empty values are kept: a missing entity and a
-//! null attribute both read as empty), and every later call is a hash probe. `exists` works the same way
-//! on a type's ids; `has_edge` collects an edge kind on its first call. Nothing is read for an indicator
-//! that is not selected, and an index serves every indicator of one scan's thread.
+//! [`AUTO_QUERIES`] calls for an entity type and attribute are primary-key queries. If their ids came in
+//! order (a scan of users by id looking up each user's own registration), later calls read the type
+//! ahead in id order, [`WINDOW_ROWS`] rows per seek: a merge join that holds one window of rows, and
+//! whose reads follow the scan's slice. Otherwise (or once [`BEHIND_LIMIT`] calls fell behind the
+//! window) the type is streamed once into a hash map from id to value (only non-empty values are kept:
+//! a missing entity and a null attribute both read as empty), and every later call is a hash probe.
+//! `exists` works the same way on a type's ids; `has_edge` collects an edge kind on its first call.
+//! Nothing is read for an indicator that is not selected, and an index serves every indicator of one
+//! scan's thread.
 //!
 //! A store failure while building an index cannot travel through the expression evaluator as such: it
 //! is kept here, the call fails, and the scan that made the call hands the kept error back to the caller
@@ -18,7 +22,7 @@ use crate::expr::{self, EvalError, Scope, Value};
 use crate::model::{ConfigType, Shape, Spec};
 use crate::store::{RowRef, Scan, Store, StoreError};
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -30,35 +34,106 @@ type KeySet = Rc<HashSet<String>>;
 /// while a call per row of a large table is not.
 pub(super) const AUTO_QUERIES: u32 = 2048;
 
+/// Rows a window reads ahead at a time.
+const WINDOW_ROWS: usize = 1024;
+
+/// Calls behind a window (by primary key) before the type is indexed after all.
+pub(super) const BEHIND_LIMIT: u32 = 256;
+
 /// How one entity type and attribute is being reached.
 enum Access {
-    /// Primary-key queries so far.
-    Queries(u32),
+    /// Primary-key queries so far: how many, the last id asked, and whether ids came in order.
+    Queries {
+        calls: u32,
+        last: Option<String>,
+        ascending: bool,
+    },
     Indexed(AttrIndex),
+    /// Ids come in order (a scan of entities by id looking up its own id elsewhere): rows are read
+    /// ahead in id order, a merge join that holds a window of rows instead of the whole type.
+    Ahead(Window),
     /// Always by primary key.
     Keys,
 }
 
+/// Where the next call goes.
+enum Route {
+    Key,
+    Index(AttrIndex),
+    Window,
+    BuildIndex,
+}
+
 impl Access {
     fn new(strategy: LookupStrategy) -> Access {
+        let queries = |calls| Access::Queries { calls, last: None, ascending: strategy == LookupStrategy::Auto };
         match strategy {
-            LookupStrategy::Index => Access::Queries(AUTO_QUERIES),
-            LookupStrategy::Auto => Access::Queries(0),
+            LookupStrategy::Index => queries(AUTO_QUERIES),
+            LookupStrategy::Auto => queries(0),
             LookupStrategy::PrimaryKey => Access::Keys,
         }
     }
 
-    /// For the next call: `None` to query by key, the index, or `Err` when it is time to build it.
-    fn next_call(&mut self) -> Option<Result<AttrIndex, ()>> {
+    fn route(&mut self, id: &str) -> Route {
         match self {
-            Access::Keys => None,
-            Access::Indexed(index) => Some(Ok(index.clone())),
-            Access::Queries(n) if *n >= AUTO_QUERIES => Some(Err(())),
-            Access::Queries(n) => {
-                *n += 1;
-                None
+            Access::Keys => Route::Key,
+            Access::Indexed(index) => Route::Index(index.clone()),
+            Access::Ahead(window) if window.behind >= BEHIND_LIMIT => Route::BuildIndex,
+            Access::Ahead(_) => Route::Window,
+            Access::Queries { calls, ascending: true, .. } if *calls >= AUTO_QUERIES => {
+                *self = Access::Ahead(Window::default());
+                Route::Window
+            }
+            Access::Queries { calls, .. } if *calls >= AUTO_QUERIES => Route::BuildIndex,
+            Access::Queries { calls, last, ascending } => {
+                *calls += 1;
+                *ascending &= last.as_deref().is_none_or(|last| last <= id);
+                *last = Some(id.to_string());
+                Route::Key
             }
         }
+    }
+}
+
+/// The rows of a type from one id on, in id order.
+#[derive(Default)]
+struct Window {
+    /// (id, value): the attribute's value (empty when it is), or true for `exists`.
+    rows: Vec<(String, Value)>,
+    /// The first id the rows were read from; `None` before the first read.
+    from: Option<String>,
+    /// Whether `rows` runs to the end of the type.
+    to_end: bool,
+    /// Where the last call found its id.
+    at: usize,
+    /// Calls for ids before the window, answered by key.
+    behind: u32,
+}
+
+impl Window {
+    /// The value for `id`: `Some(None)` when no row has it, `None` when it lies before the window.
+    fn get(
+        &mut self,
+        id: &str,
+        read: impl FnOnce(&str) -> Result<Vec<(String, Value)>, EvalError>,
+    ) -> Result<Option<Option<Value>>, EvalError> {
+        if self.from.as_deref().is_some_and(|from| id < from) {
+            self.behind += 1;
+            return Ok(None);
+        }
+        let covered =
+            self.from.is_some() && (self.to_end || self.rows.last().is_some_and(|(last, _)| id <= last.as_str()));
+        if !covered {
+            self.rows = read(id)?;
+            self.from = Some(id.to_string());
+            self.to_end = self.rows.len() < WINDOW_ROWS;
+            self.at = 0;
+        }
+        if self.rows.get(self.at).is_some_and(|(at, _)| at.as_str() > id) {
+            self.at = 0;
+        }
+        self.at += self.rows[self.at..].partition_point(|(row, _)| row.as_str() < id);
+        Ok(Some(self.rows.get(self.at).filter(|(row, _)| row == id).map(|(_, value)| value.clone())))
     }
 }
 
@@ -70,9 +145,14 @@ pub(super) struct Host<'a> {
     /// `config.<name>` → value, secrets left out (they are unbound, so reading one is an error).
     config: HashMap<String, Value>,
     /// (entity type, attribute, access): a handful of entries, searched without building a key.
-    attributes: RefCell<Vec<(String, String, Access)>>,
+    attributes: RefCell<Vec<(usize, String, String, Access)>>,
     /// Entity ids by type, for `exists` (the values are unused).
-    ids: RefCell<Vec<(String, Access)>>,
+    ids: RefCell<Vec<(usize, String, Access)>>,
+    /// The scan making calls: each scan's calls have their own order, so access is decided per scan,
+    /// while indexes, once built, serve every scan.
+    scan: Cell<usize>,
+    /// Built indexes: (entity type, attribute or `None` for ids, index).
+    indexes: RefCell<Vec<(String, Option<String>, AttrIndex)>>,
     edges: RefCell<Vec<(String, KeySet)>>,
     failure: RefCell<Option<StoreError>>,
 }
@@ -99,6 +179,8 @@ impl<'a> Host<'a> {
             config,
             attributes: RefCell::default(),
             ids: RefCell::default(),
+            scan: Cell::new(0),
+            indexes: RefCell::default(),
             edges: RefCell::default(),
             failure: RefCell::default(),
         }
@@ -118,7 +200,28 @@ impl<'a> Host<'a> {
         self.attributes
             .borrow()
             .iter()
-            .any(|(t, a, access)| t == entity_type && a == attribute && matches!(access, Access::Indexed(_)))
+            .any(|(_, t, a, access)| t == entity_type && a == attribute && matches!(access, Access::Indexed(_)))
+    }
+
+    /// Whether lookups of this type and attribute read rows ahead in id order.
+    #[cfg(test)]
+    pub fn ahead(&self, entity_type: &str, attribute: &str) -> bool {
+        self.attributes
+            .borrow()
+            .iter()
+            .any(|(_, t, a, access)| t == entity_type && a == attribute && matches!(access, Access::Ahead(_)))
+    }
+
+    /// Says which scan the next calls come from (any number that tells scans apart).
+    pub fn enter_scan(&self, scan: usize) {
+        self.scan.set(scan);
+    }
+
+    /// An index built before, by any scan.
+    fn built(&self, entity_type: &str, attribute: Option<&str>) -> Option<AttrIndex> {
+        let indexes = self.indexes.borrow();
+        let found = indexes.iter().find(|(t, a, _)| t == entity_type && a.as_deref() == attribute);
+        found.map(|(_, _, index)| index.clone())
     }
 
     /// The store error a host function met, if any; the evaluation must then fail with it.
@@ -133,31 +236,58 @@ impl<'a> Host<'a> {
     }
 
     fn lookup(&self, entity_type: &str, id: &str, attribute: &str) -> Result<Value, EvalError> {
-        let index = {
-            let mut attributes = self.attributes.borrow_mut();
-            let position = match attributes.iter().position(|(t, a, _)| t == entity_type && a == attribute) {
-                Some(position) => position,
-                None => {
-                    attributes.push((entity_type.to_string(), attribute.to_string(), Access::new(self.strategy)));
-                    attributes.len() - 1
-                }
-            };
-            attributes[position].2.next_call()
-        };
-        let index = match index {
-            None => return self.lookup_by_key(entity_type, id, attribute),
-            Some(Ok(index)) => index,
-            // Built outside the borrow, so the cache is free while the store streams.
-            Some(Err(())) => {
-                let index = Rc::new(self.attribute_index(entity_type, attribute)?);
-                let mut attributes = self.attributes.borrow_mut();
-                if let Some(entry) = attributes.iter_mut().find(|(t, a, _)| t == entity_type && a == attribute) {
-                    entry.2 = Access::Indexed(index.clone());
-                }
-                index
+        let scan = self.scan.get();
+        let mut attributes = self.attributes.borrow_mut();
+        let position = match attributes.iter().position(|(s, t, a, _)| *s == scan && t == entity_type && a == attribute)
+        {
+            Some(position) => position,
+            None => {
+                let access = Access::new(self.strategy);
+                attributes.push((scan, entity_type.to_string(), attribute.to_string(), access));
+                attributes.len() - 1
             }
         };
-        Ok(index.get(id).cloned().unwrap_or(Value::Empty))
+        let access = &mut attributes[position].3;
+        match access.route(id) {
+            Route::Key => {}
+            Route::Index(index) => return Ok(index.get(id).cloned().unwrap_or(Value::Empty)),
+            Route::Window => {
+                let Access::Ahead(window) = access else { unreachable!("routed to its window") };
+                let only = [attribute.to_string()];
+                let read = |from: &str| {
+                    let mut rows = Vec::with_capacity(WINDOW_ROWS);
+                    self.store
+                        .entities_from(self.instance, entity_type, from, WINDOW_ROWS, &only, |row| {
+                            let value = row.field(attribute).or_else(|| row.attributes.get(attribute).cloned());
+                            if let crate::store::Fields::Entity { id, .. } = row.fields {
+                                rows.push((id.to_string(), value.map_or(Value::Empty, |v| expr::from_json(&v))));
+                            }
+                            Ok::<(), StoreError>(())
+                        })
+                        .map_err(|e| self.fail(e))?;
+                    Ok(rows)
+                };
+                if let Some(found) = window.get(id, read)? {
+                    return Ok(found.unwrap_or(Value::Empty));
+                }
+            }
+            Route::BuildIndex => {
+                // Built outside the borrow, so the cache is free while the store streams.
+                drop(attributes);
+                let index = match self.built(entity_type, Some(attribute)) {
+                    Some(index) => index,
+                    None => {
+                        let index = Rc::new(self.attribute_index(entity_type, attribute)?);
+                        let key = (entity_type.to_string(), Some(attribute.to_string()), index.clone());
+                        self.indexes.borrow_mut().push(key);
+                        index
+                    }
+                };
+                self.attributes.borrow_mut()[position].3 = Access::Indexed(index.clone());
+                return Ok(index.get(id).cloned().unwrap_or(Value::Empty));
+            }
+        }
+        self.lookup_by_key(entity_type, id, attribute)
     }
 
     /// One primary-key query.
@@ -190,47 +320,63 @@ impl<'a> Host<'a> {
     }
 
     fn exists(&self, entity_type: &str, id: &str) -> Result<bool, EvalError> {
-        let probe = {
-            let mut ids = self.ids.borrow_mut();
-            let position = match ids.iter().position(|(t, _)| t == entity_type) {
-                Some(position) => position,
-                None => {
-                    ids.push((entity_type.to_string(), Access::new(self.strategy)));
-                    ids.len() - 1
-                }
-            };
-            ids[position].1.next_call()
-        };
-        let set = match probe {
+        let scan = self.scan.get();
+        let mut ids = self.ids.borrow_mut();
+        let position = match ids.iter().position(|(s, t, _)| *s == scan && t == entity_type) {
+            Some(position) => position,
             None => {
-                let found = self.store.entity_attributes(self.instance, entity_type, id).map_err(|e| self.fail(e))?;
-                return Ok(found.is_some());
+                ids.push((scan, entity_type.to_string(), Access::new(self.strategy)));
+                ids.len() - 1
             }
-            Some(Ok(set)) => set,
-            Some(Err(())) => {
-                let mut set = HashMap::new();
-                self.store
-                    .scan(
-                        self.instance,
-                        Shape::Entity,
-                        entity_type,
-                        &Scan { only: Some(&[]), ..Scan::default() },
-                        |row| {
+        };
+        let access = &mut ids[position].2;
+        match access.route(id) {
+            Route::Key => {}
+            Route::Index(set) => return Ok(set.contains_key(id)),
+            Route::Window => {
+                let Access::Ahead(window) = access else { unreachable!("routed to its window") };
+                let read = |from: &str| {
+                    let mut rows = Vec::with_capacity(WINDOW_ROWS);
+                    self.store
+                        .entities_from(self.instance, entity_type, from, WINDOW_ROWS, &[], |row| {
                             if let crate::store::Fields::Entity { id, .. } = row.fields {
-                                set.insert(id.to_string(), Value::Boolean(true));
+                                rows.push((id.to_string(), Value::Boolean(true)));
                             }
                             Ok::<(), StoreError>(())
-                        },
-                    )
-                    .map_err(|e| self.fail(e))?;
-                let set = Rc::new(set);
-                if let Some(entry) = self.ids.borrow_mut().iter_mut().find(|(t, _)| t == entity_type) {
-                    entry.1 = Access::Indexed(set.clone());
+                        })
+                        .map_err(|e| self.fail(e))?;
+                    Ok(rows)
+                };
+                if let Some(found) = window.get(id, read)? {
+                    return Ok(found.is_some());
                 }
-                set
             }
-        };
-        Ok(set.contains_key(id))
+            Route::BuildIndex => {
+                drop(ids);
+                let set = match self.built(entity_type, None) {
+                    Some(set) => set,
+                    None => {
+                        let mut set = HashMap::new();
+                        let scan = Scan { only: Some(&[]), ..Scan::default() };
+                        self.store
+                            .scan(self.instance, Shape::Entity, entity_type, &scan, |row| {
+                                if let crate::store::Fields::Entity { id, .. } = row.fields {
+                                    set.insert(id.to_string(), Value::Boolean(true));
+                                }
+                                Ok::<(), StoreError>(())
+                            })
+                            .map_err(|e| self.fail(e))?;
+                        let set = Rc::new(set);
+                        self.indexes.borrow_mut().push((entity_type.to_string(), None, set.clone()));
+                        set
+                    }
+                };
+                self.ids.borrow_mut()[position].2 = Access::Indexed(set.clone());
+                return Ok(set.contains_key(id));
+            }
+        }
+        let found = self.store.entity_attributes(self.instance, entity_type, id).map_err(|e| self.fail(e))?;
+        Ok(found.is_some())
     }
 
     fn has_edge(&self, parts: [&str; 5]) -> Result<bool, EvalError> {

@@ -14,9 +14,10 @@
 //!   only once per distinct input when the variables they read take few values (`accountEnabled`,
 //!   `userType`: see `Memo` in `aggregate.rs`); windows on the time field let the store skip older rows;
 //! - `lookup` and `exists` never scan per call: the first calls of an entity type and attribute are
-//!   primary-key queries, and past 2,048 of them the type is streamed once into a
-//!   hash index that every later call probes (`has_edge` indexes an edge kind on its first call). A join
-//!   of a few hundred role members costs a few hundred queries, a join of a million users one pass.
+//!   primary-key queries; past 2,048 of them, calls whose ids come in order read the type ahead in id
+//!   order (a merge join with one window of rows in memory), and other calls probe a hash index built by
+//!   streaming the type once (`has_edge` indexes an edge kind on its first call). A join of a few
+//!   hundred role members costs a few hundred queries, a join of a million users one pass.
 //!   [`LookupStrategy`] can force either way, to measure them;
 //! - predicates are pinned to the evaluation clock, so `now() - days(90)` is computed once, not per row,
 //!   and the row values they read are converted once per row for all of them;
@@ -69,9 +70,10 @@ use std::collections::BTreeMap;
 /// How `lookup` and `exists` reach entities.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LookupStrategy {
-    /// Primary-key queries for the first calls of a type and attribute, then a hash index built by
-    /// streaming the type once: a join of a few hundred edges costs a few hundred queries, a join of a
-    /// million users one pass.
+    /// Primary-key queries for the first calls of a type and attribute, then, when the ids came in
+    /// order, rows read ahead in id order (a merge join), otherwise a hash index built by streaming the
+    /// type once: a join of a few hundred edges costs a few hundred queries, a join of a million users
+    /// one pass.
     #[default]
     Auto,
     /// Stream the entity type into a hash index on the first call, then probe it.

@@ -89,8 +89,10 @@ resources:
             let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
             host.call("lookup", &args).expect("a host function").expect("no error")
         };
-        for _ in 0..AUTO_QUERIES {
-            assert_eq!(call("e3"), Value::Int(3));
+        // Ids out of order: an index, not a read-ahead window.
+        for n in 0..AUTO_QUERIES {
+            let i = 3 - n % 2;
+            assert_eq!(call(&format!("e{i}")), Value::Int(i64::from(i)));
         }
         assert!(!host.indexed("t_item", "n"), "still querying by key");
         assert_eq!(call("e4"), Value::Int(4));
@@ -105,6 +107,43 @@ resources:
         let wrong = [Value::from("t_item"), Value::Boolean(true), Value::from("n")];
         let error = host.call("lookup", &wrong).expect("host").expect_err("a boolean id");
         assert!(error.message.contains("argument 2 should be text"), "{}", error.message);
+        drop(host);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn ids_in_order_are_read_ahead_and_ids_behind_go_by_key() {
+        use super::super::host::BEHIND_LIMIT;
+        let spec = crate::validate::validate(&Source::new("t.yaml", SPEC)).spec.expect("valid");
+        let (store, dir) = store("ahead", 5_000);
+        let options = KriOptions { lookups: LookupStrategy::Auto, ..KriOptions::new("i", 0) };
+        let host = Host::new(&spec, &store, &options);
+        let call = |id: &str| {
+            let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
+            host.call("lookup", &args).expect("a host function").expect("no error")
+        };
+        let exists = |id: &str| {
+            let args = [Value::from("t_item"), Value::from(id)];
+            host.call("exists", &args).expect("a host function").expect("no error") == Value::Boolean(true)
+        };
+        // Text order, with an absent id after each present one.
+        let mut ids: Vec<usize> = (0..5_000).collect();
+        ids.sort_by_key(|i| format!("e{i}"));
+        for &i in &ids {
+            assert_eq!(call(&format!("e{i}")), Value::Int(i as i64), "e{i}");
+            assert_eq!(call(&format!("e{i}-")), Value::Empty, "e{i}- is not stored");
+            assert!(exists(&format!("e{i}")) && !exists(&format!("e{i}-")), "e{i}");
+        }
+        assert!(host.ahead("t_item", "n"), "read ahead once the ids came in order");
+        // Behind the window: still right, by key, until there are too many of them.
+        for _ in 0..BEHIND_LIMIT {
+            assert_eq!(call("e0"), Value::Int(0));
+        }
+        assert!(host.ahead("t_item", "n"));
+        assert_eq!(call("e1"), Value::Int(1));
+        assert!(host.indexed("t_item", "n"), "indexed once too many calls fell behind");
+        assert_eq!(call("e4999"), Value::Int(4999));
         drop(host);
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
