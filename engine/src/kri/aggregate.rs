@@ -19,8 +19,9 @@ use super::host::{Host, RowScope, RowValues};
 use crate::expr::{self, Expr, Value, format_iso_ms};
 use crate::model::{Aggregate, AggregateOp, Indicator, Shape, Spec};
 use crate::store::{Fields, RowRef, Scan, Slice, Store, StoreError};
+use foldhash::{HashMap as FastMap, HashMapExt, HashSet as FastSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -358,7 +359,7 @@ impl Cutter {
 /// a unique field (an id, a timestamp) fills the memo quickly; it is then dropped and the predicate is
 /// evaluated on every row, as without it.
 struct Memo {
-    verdicts: Option<HashMap<Vec<u8>, Result<bool, String>>>,
+    verdicts: Option<FastMap<Vec<u8>, Result<bool, String>>>,
     key: Vec<u8>,
 }
 
@@ -367,7 +368,7 @@ const MEMO_LIMIT: usize = 1024;
 
 impl Memo {
     fn new() -> Memo {
-        Memo { verdicts: Some(HashMap::new()), key: Vec::new() }
+        Memo { verdicts: Some(FastMap::new()), key: Vec::new() }
     }
 
     fn verdict(&mut self, predicate: &Expr, scope: &RowScope<'_>) -> Result<bool, expr::EvalError> {
@@ -521,7 +522,7 @@ impl Evidence {
 
 enum State {
     Count,
-    Distinct(HashSet<Key>),
+    Distinct(FastSet<Key>),
     Sum(Option<Value>),
     Extreme(Option<Value>),
     /// (time, row id, value).
@@ -541,7 +542,7 @@ impl Accumulator {
         let op = planned.aggregate.op;
         let state = match op {
             AggregateOp::Count => State::Count,
-            AggregateOp::CountDistinct => State::Distinct(HashSet::new()),
+            AggregateOp::CountDistinct => State::Distinct(FastSet::new()),
             AggregateOp::Sum => State::Sum(None),
             AggregateOp::Min | AggregateOp::Max => State::Extreme(None),
             AggregateOp::Latest => State::Latest(None),

@@ -21,13 +21,14 @@ use super::{KriOptions, LookupStrategy};
 use crate::expr::{self, EvalError, Scope, Value};
 use crate::model::{ConfigType, Shape, Spec};
 use crate::store::{RowRef, Scan, Store, StoreError};
+use foldhash::{HashMap as FastMap, HashMapExt, HashSet as FastSet, HashSetExt};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
-type AttrIndex = Rc<HashMap<String, Value>>;
-type KeySet = Rc<HashSet<String>>;
+type AttrIndex = Rc<FastMap<String, Value>>;
+type KeySet = Rc<FastSet<String>>;
 
 /// Primary-key queries a type and attribute get under [`LookupStrategy::Auto`] before it is indexed.
 /// A query costs about what indexing one row costs, so a few thousand calls are cheap either way,
@@ -132,7 +133,15 @@ impl Window {
         if self.rows.get(self.at).is_some_and(|(at, _)| at.as_str() > id) {
             self.at = 0;
         }
-        self.at += self.rows[self.at..].partition_point(|(row, _)| row.as_str() < id);
+        // In a merge the id sought is at or just past the last one found: step before searching.
+        let mut steps = 0;
+        while steps < 4 && self.rows.get(self.at).is_some_and(|(row, _)| row.as_str() < id) {
+            self.at += 1;
+            steps += 1;
+        }
+        if steps == 4 {
+            self.at += self.rows[self.at..].partition_point(|(row, _)| row.as_str() < id);
+        }
         Ok(Some(self.rows.get(self.at).filter(|(row, _)| row == id).map(|(_, value)| value.clone())))
     }
 }
@@ -302,8 +311,8 @@ impl<'a> Host<'a> {
     }
 
     /// Every non-empty value of one attribute of an entity type, by id, in one streaming pass.
-    fn attribute_index(&self, entity_type: &str, attribute: &str) -> Result<HashMap<String, Value>, EvalError> {
-        let mut map = HashMap::new();
+    fn attribute_index(&self, entity_type: &str, attribute: &str) -> Result<FastMap<String, Value>, EvalError> {
+        let mut map = FastMap::new();
         let only = [attribute.to_string()];
         self.store
             .scan(self.instance, Shape::Entity, entity_type, &Scan { only: Some(&only), ..Scan::default() }, |row| {
@@ -356,7 +365,7 @@ impl<'a> Host<'a> {
                 let set = match self.built(entity_type, None) {
                     Some(set) => set,
                     None => {
-                        let mut set = HashMap::new();
+                        let mut set = FastMap::new();
                         let scan = Scan { only: Some(&[]), ..Scan::default() };
                         self.store
                             .scan(self.instance, Shape::Entity, entity_type, &scan, |row| {
@@ -401,7 +410,7 @@ impl<'a> Host<'a> {
         if let Some((_, set)) = cache.borrow().iter().find(|(n, _)| n == name) {
             return Ok(set.clone());
         }
-        let mut set = HashSet::new();
+        let mut set = FastSet::new();
         self.store
             .scan(self.instance, shape, name, &Scan { only: Some(&[]), ..Scan::default() }, |row| {
                 set.extend(key(&row));
