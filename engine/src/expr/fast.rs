@@ -24,6 +24,8 @@ const MAX_DEPTH: usize = 48;
 /// Most arguments a call gets without allocating a list for them.
 const INLINE_ARGS: usize = 6;
 
+static EMPTY: Value = Value::Empty;
+
 /// An expression ready for direct evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Program {
@@ -227,6 +229,18 @@ fn walk<'a>(op: &'a Op, scope: &'a dyn Scope) -> Option<Cow<'a, Value>> {
         Op::Tuple(children) => {
             let values = children.iter().map(|c| walk(c, scope).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
             Some(Cow::Owned(Value::Tuple(values)))
+        }
+        Op::Call(Function(info), arguments) if info.host && arguments.len() <= INLINE_ARGS => {
+            // Host functions borrow their arguments: nothing is copied on the way to a lookup.
+            let mut values: [Option<Cow<'a, Value>>; INLINE_ARGS] = Default::default();
+            for (slot, argument) in values.iter_mut().zip(arguments) {
+                *slot = Some(walk(argument, scope)?);
+            }
+            let mut refs: [&Value; INLINE_ARGS] = [&EMPTY; INLINE_ARGS];
+            for (slot, value) in refs.iter_mut().zip(values.iter().flatten()) {
+                *slot = value.as_ref();
+            }
+            functions::call_host(info, &refs[..arguments.len()], scope).ok().map(Cow::Owned)
         }
         Op::Call(Function(info), arguments) => {
             let result = if arguments.len() <= INLINE_ARGS {

@@ -426,10 +426,19 @@ pub(crate) fn call_args(info: &FunctionInfo, args: &[Value], scope: &dyn Scope) 
     }
     match info.kind {
         Kind::Native(f) => f(args, scope).map_err(|message| EvalError::new(format!("`{name}`: {message}"))),
-        Kind::Host => scope
-            .call_host(info.name, args)
-            .unwrap_or_else(|| Err(EvalError::new(format!("function `{name}` is not available here")))),
+        Kind::Host => call_host(info, &args.iter().collect::<Vec<_>>(), scope),
     }
+}
+
+/// Calls a host function's registry entry with borrowed arguments, already unpacked.
+pub(crate) fn call_host(info: &FunctionInfo, args: &[&Value], scope: &dyn Scope) -> Result<Value, EvalError> {
+    let name = info.name;
+    if let Some(problem) = info.arity_problem(args.len()) {
+        return Err(EvalError::new(problem));
+    }
+    scope
+        .call_host(name, args)
+        .unwrap_or_else(|| Err(EvalError::new(format!("function `{name}` is not available here"))))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -113,7 +113,9 @@ pub trait Scope {
 
     /// Host functions such as lookup/exists that need data the expression module does not own.
     /// Return None when the host has no function of that name.
-    fn call_host(&self, _name: &str, _args: &[Value]) -> Option<Result<Value, EvalError>> {
+    /// The arguments are borrowed: a host function runs once per row, and its arguments are mostly
+    /// constants and row values that need no copy.
+    fn call_host(&self, _name: &str, _args: &[&Value]) -> Option<Result<Value, EvalError>> {
         None
     }
 }

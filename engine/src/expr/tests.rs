@@ -35,10 +35,10 @@ impl Scope for TestScope {
         self.now
     }
 
-    fn call_host(&self, name: &str, args: &[Value]) -> Option<Result<Value, EvalError>> {
-        self.host_calls.borrow_mut().push((name.to_string(), args.to_vec()));
+    fn call_host(&self, name: &str, args: &[&Value]) -> Option<Result<Value, EvalError>> {
+        self.host_calls.borrow_mut().push((name.to_string(), args.iter().map(|a| (*a).clone()).collect()));
         match name {
-            "lookup" => Some(match (&args[0], &args[1], &args[2]) {
+            "lookup" => Some(match (args[0], args[1], args[2]) {
                 (Value::String(t), Value::String(id), Value::String(attr))
                     if t == "user" && id == "u1" && attr == "name" =>
                 {
@@ -47,7 +47,7 @@ impl Scope for TestScope {
                 (Value::String(t), _, _) if t == "broken" => Err(EvalError::new("store is unavailable")),
                 _ => Ok(Value::Empty),
             }),
-            "exists" => Some(Ok(Value::Boolean(args[1] == Value::from("u1")))),
+            "exists" => Some(Ok(Value::Boolean(*args[1] == Value::from("u1")))),
             _ => None,
         }
     }

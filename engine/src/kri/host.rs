@@ -446,8 +446,8 @@ fn text_arg<'v>(function: &str, position: usize, value: &'v Value) -> Result<Opt
 impl Host<'_> {
     /// Dispatches a host function; `None` for a name that is not one. Called once per row, so it
     /// allocates nothing on the way to the index.
-    pub fn call(&self, name: &str, args: &[Value]) -> Option<Result<Value, EvalError>> {
-        let text = |position: usize| text_arg(name, position + 1, &args[position]);
+    pub fn call(&self, name: &str, args: &[&Value]) -> Option<Result<Value, EvalError>> {
+        let text = |position: usize| text_arg(name, position + 1, args[position]);
         let result = match (name, args.len()) {
             ("lookup", 3) => (|| {
                 let (Some(kind), Some(attribute)) = (text(0)?, text(2)?) else {
@@ -582,7 +582,7 @@ impl Scope for RowScope<'_> {
         self.host.now_ms
     }
 
-    fn call_host(&self, name: &str, args: &[Value]) -> Option<Result<Value, EvalError>> {
+    fn call_host(&self, name: &str, args: &[&Value]) -> Option<Result<Value, EvalError>> {
         self.host.call(name, args)
     }
 }

@@ -42,6 +42,11 @@ fn values_print_as_written() {
 }
 
 mod lookups {
+    /// Host functions borrow their arguments.
+    fn refs(values: &[Value]) -> Vec<&Value> {
+        values.iter().collect()
+    }
+
     use super::super::host::{AUTO_QUERIES, Host};
     use super::super::{KriOptions, LookupStrategy};
     use crate::expr::Value;
@@ -87,7 +92,7 @@ resources:
         let host = Host::new(&spec, &store, &options);
         let call = |id: &str| {
             let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
-            host.call("lookup", &args).expect("a host function").expect("no error")
+            host.call("lookup", &refs(&args)).expect("a host function").expect("no error")
         };
         // Ids out of order: an index, not a read-ahead window.
         for n in 0..AUTO_QUERIES {
@@ -100,12 +105,12 @@ resources:
         assert_eq!(call("e9"), Value::Int(9));
         assert_eq!(call("nobody"), Value::Empty);
         let empty_id = [Value::from("t_item"), Value::Empty, Value::from("n")];
-        assert_eq!(host.call("lookup", &empty_id).expect("host").expect("ok"), Value::Empty);
+        assert_eq!(host.call("lookup", &refs(&empty_id)).expect("host").expect("ok"), Value::Empty);
         let exists = [Value::from("t_item"), Value::from("e1")];
-        assert_eq!(host.call("exists", &exists).expect("host").expect("ok"), Value::Boolean(true));
+        assert_eq!(host.call("exists", &refs(&exists)).expect("host").expect("ok"), Value::Boolean(true));
         assert!(host.call("nothing", &[]).is_none(), "not a host function");
         let wrong = [Value::from("t_item"), Value::Boolean(true), Value::from("n")];
-        let error = host.call("lookup", &wrong).expect("host").expect_err("a boolean id");
+        let error = host.call("lookup", &refs(&wrong)).expect("host").expect_err("a boolean id");
         assert!(error.message.contains("argument 2 should be text"), "{}", error.message);
         drop(host);
         drop(store);
@@ -121,11 +126,11 @@ resources:
         let host = Host::new(&spec, &store, &options);
         let call = |id: &str| {
             let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
-            host.call("lookup", &args).expect("a host function").expect("no error")
+            host.call("lookup", &refs(&args)).expect("a host function").expect("no error")
         };
         let exists = |id: &str| {
             let args = [Value::from("t_item"), Value::from(id)];
-            host.call("exists", &args).expect("a host function").expect("no error") == Value::Boolean(true)
+            host.call("exists", &refs(&args)).expect("a host function").expect("no error") == Value::Boolean(true)
         };
         // Text order, with an absent id after each present one.
         let mut ids: Vec<usize> = (0..5_000).collect();
