@@ -306,7 +306,7 @@ impl<'s> Plan<'s> {
                 None => Ok(()),
             }
         };
-        let scan = Scan { since: group.since, only: Some(&group.reads), slice };
+        let scan = Scan { since: group.since, only: Some(&group.reads), slice, text_only: false };
         store.scan(instance, group.shape, group.name, &scan, &mut visit)?;
         Ok(accumulators)
     }

@@ -161,6 +161,8 @@ pub enum Fields<'a> {
 pub struct RowRef<'a> {
     pub fields: Fields<'a>,
     pub attributes: Attributes,
+    /// The attributes as stored: a JSON object with its keys sorted at every level.
+    pub attributes_text: &'a str,
     /// The resource that last wrote the row.
     pub resource: &'a str,
 }

@@ -748,6 +748,22 @@ fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
         })
         .unwrap();
     assert_eq!(seen, vec![(50, json!({}))]);
+
+    // Text only: nothing decoded, the stored text handed over, and a damaged text still an error.
+    let mut texts = Vec::new();
+    let text_only = Scan { text_only: true, ..Scan::default() };
+    store
+        .scan("acme", Shape::Entity, "user", &text_only, |row| {
+            assert!(row.attributes.is_empty());
+            texts.push(row.attributes_text.to_string());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(texts, vec!["{\"a\":1,\"b\":{\"deep\":[1,2]},\"c\u{e9}\":\"x\",\"d\":null}".to_string()]);
+    store.conn.execute("UPDATE entities SET attributes = '{\"a\":' WHERE id = 'u1'", []).unwrap();
+    let damaged = store.scan("acme", Shape::Entity, "user", &text_only, |_| Ok::<_, StoreError>(()));
+    let message = damaged.unwrap_err().to_string();
+    assert!(message.contains("entities.attributes"), "{message}");
 }
 
 #[test]
@@ -792,7 +808,7 @@ fn slices_cover_every_row_once_and_keep_equal_times_together() {
         while let Some(slice) = store.next_slice("acme", shape, name, since, previous.as_ref(), 3).unwrap() {
             let mut seen = Vec::new();
             store
-                .scan("acme", shape, name, &Scan { since, only: Some(&[]), slice: &slice }, |row| {
+                .scan("acme", shape, name, &Scan { since, only: Some(&[]), slice: &slice, ..Scan::default() }, |row| {
                     let id = match row.fields {
                         Fields::Entity { id, .. } => id.to_string(),
                         Fields::Event { key, .. } => key.to_string(),
