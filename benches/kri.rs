@@ -155,7 +155,7 @@ fn write(store: &mut Store, run_id: &str, resource: &str, total: usize, row: imp
             rows,
             state: None,
         };
-        store.commit_page(&page).expect("page");
+        store.write_page(&page).expect("page");
         start += PAGE;
     }
     let report = ResourceReport {

@@ -290,7 +290,7 @@ impl Tenant {
                 rows,
                 state: None,
             };
-            store.commit_page(&page).expect("page");
+            store.write_page(&page).expect("page");
             let report = ResourceReport {
                 resource: (*resource).into(),
                 pages: 1,
@@ -1043,7 +1043,7 @@ fn property_store(name: &str, items: &[Item], ticks: &[Tick], links: &[Link]) ->
             ),
         })
         .collect();
-    store.commit_page(&page("items", item_rows)).expect("items");
+    store.write_page(&page("items", item_rows)).expect("items");
     let tick_rows = ticks
         .iter()
         .map(|t| Row::Event {
@@ -1054,7 +1054,7 @@ fn property_store(name: &str, items: &[Item], ticks: &[Tick], links: &[Link]) ->
             attributes: attributes(json!({"n": opt(t.n), "g": opt(t.g.clone())})),
         })
         .collect();
-    store.commit_page(&page("ticks", tick_rows)).expect("ticks");
+    store.write_page(&page("ticks", tick_rows)).expect("ticks");
     let link_rows = links
         .iter()
         .map(|l| Row::Edge {
@@ -1066,7 +1066,7 @@ fn property_store(name: &str, items: &[Item], ticks: &[Tick], links: &[Link]) ->
             attributes: attributes(json!({"w": l.w})),
         })
         .collect();
-    store.commit_page(&page("links", link_rows)).expect("links");
+    store.write_page(&page("links", link_rows)).expect("links");
     store.finish_run(&run_id, RunStatus::Ok, NOW_MS, &json!({})).expect("finish");
     (store, dir)
 }

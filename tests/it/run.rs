@@ -41,6 +41,10 @@ fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
     (Store::open(&path).expect("store"), path)
 }
 
+fn temp_store_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("engine-run-test-{}-{name}", std::process::id())).join("store.db")
+}
+
 fn options() -> RunOptions {
     RunOptions { now_ms: NOW_MS, ..RunOptions::default() }
 }
@@ -389,6 +393,49 @@ async fn a_malformed_page_fails_the_resource_and_keeps_what_was_committed() {
     assert_eq!(users.status, ResourceStatus::Failed);
     assert!(users.warnings.iter().any(|w| w.contains("page 2") && w.contains("not valid JSON")), "{users:?}");
     assert_eq!(rows(&store, Shape::Entity, "entra_user").len(), 2, "page 1 stays committed");
+    let (_, path) = (drop(store), temp_store_path("malformed"));
+    let reopened = Store::open(&path).expect("store");
+    assert_eq!(rows(&reopened, Shape::Entity, "entra_user").len(), 2, "committed, not merely written");
+}
+
+/// Pages that arrive quickly share a transaction; while a response is slow to come, what was written is
+/// committed, so another process sees it (and can write to the file) during the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_written_before_a_slow_response_are_committed_while_it_is_awaited() {
+    let (mut store, path) = temp_store("slow-page");
+    let seen_during_wait = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (flag, watched) = (seen_during_wait.clone(), path.clone());
+    let server = Server::start(tenant(move |seen, _| {
+        if seen.path != "/v1.0/users" || seen.param("$skiptoken").is_none() {
+            return None;
+        }
+        // Hold the answer until page 1 is visible to another connection (at most 10 s), off the runtime's
+        // workers so the engine's tasks keep running.
+        tokio::task::block_in_place(|| {
+            for _ in 0..200 {
+                let other = Store::open(&watched).expect("another connection");
+                let mut users = 0;
+                other
+                    .for_each_row("contoso", Shape::Entity, "entra_user", |_| {
+                        users += 1;
+                        Ok::<(), engine::store::StoreError>(())
+                    })
+                    .expect("read");
+                if users > 0 {
+                    flag.store(users, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        None
+    }))
+    .await;
+    let report = entra_run(&server, &mut store, "  resources: [users]\n").await;
+    assert_eq!(status_of(&report, "users"), ResourceStatus::Ok, "{report:#?}");
+    assert_eq!(seen_during_wait.load(std::sync::atomic::Ordering::SeqCst), 2, "page 1 committed during the wait");
+    drop(store);
+    assert_eq!(rows(&Store::open(&path).expect("store"), Shape::Entity, "entra_user").len(), 3);
 }
 
 #[tokio::test]

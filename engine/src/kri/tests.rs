@@ -80,7 +80,7 @@ resources:
             })
             .collect();
         let page = PageWrite { instance: "i".into(), run_id, resource: "items".into(), now: 0, rows, state: None };
-        store.commit_page(&page).expect("page");
+        store.write_page(&page).expect("page");
         (store, dir)
     }
 

@@ -9,7 +9,7 @@ use crate::expr::{self, Value as ExprValue};
 use crate::http::{ClientSettings, HttpClient, HttpError, Request, ResolvedAuth, Response};
 use crate::map::{self, MapContext, Mapped};
 use crate::model::{Auth, CursorFormat, Incremental, Resource, Spec, StatusAction, StatusRule};
-use crate::store::{PageWrite, ResourceReport, ResourceStatus, Store, SyncState};
+use crate::store::{BATCH_WINDOW, PageWrite, ResourceReport, ResourceStatus, Store, SyncState};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -209,7 +209,7 @@ impl ResourceJob<'_> {
                     }
                     (None, _) => Some(SyncState { cursor: None, cursor_ms: None, resume: None }),
                 };
-                store.commit_page(&PageWrite {
+                store.write_page(&PageWrite {
                     instance: self.config.instance.clone(),
                     run_id: self.run_id.to_string(),
                     resource: name.clone(),
@@ -363,7 +363,16 @@ impl ResourceJob<'_> {
         let mut in_flight = Some(self.spawn(make_request(url)));
         let alias_parent = parent.and_then(|p| resource.for_each.as_ref().map(|f| (f.alias.as_str(), p)));
         loop {
-            let response = match in_flight.take().expect("a request is always in flight here").await {
+            let mut request = in_flight.take().expect("a request is always in flight here");
+            let joined = match tokio::time::timeout(BATCH_WINDOW, &mut request).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    // The API is slow: commit what was written rather than hold the write lock while waiting.
+                    store.flush()?;
+                    request.await
+                }
+            };
+            let response = match joined {
                 Ok(Ok(response)) => response,
                 Ok(Err(error @ HttpError::Auth { .. })) => return Ok(ChainEnd::AuthFailed(error.to_string())),
                 Ok(Err(error)) => return Ok(ChainEnd::Failed(self.http_failure(page_index + 1, &error))),
@@ -473,7 +482,7 @@ impl ResourceJob<'_> {
                 }),
                 _ => None,
             };
-            let outcome = store.commit_page(&PageWrite {
+            let outcome = store.write_page(&PageWrite {
                 instance: self.config.instance.clone(),
                 run_id: self.run_id.to_string(),
                 resource: resource.name.clone(),

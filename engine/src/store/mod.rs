@@ -4,7 +4,11 @@
 //!
 //! What it guarantees, and the runner may rely on:
 //! - a page's rows and the cursor that follows them commit together or not at all
-//!   ([`Store::commit_page`]), so a killed run resumes from the last committed page;
+//!   ([`Store::write_page`]), so a killed run resumes from the last committed page. Pages that arrive
+//!   in quick succession share a transaction (at most [`BATCH_PAGES`] pages or [`BATCH_WINDOW`]): each
+//!   commit rewrites every index page the rows touched, so one commit per page of random ids spent
+//!   most of a sync rewriting the same pages. [`Store::flush`] commits at once; every other write, and
+//!   closing the store, does too;
 //! - writing a row identical to the stored one changes nothing but the run that last saw it, so re-running
 //!   a sync reports zero writes and leaves `updated_at` alone;
 //! - events are one row per (instance, name, key), whatever the number of times they are fetched;
@@ -20,7 +24,7 @@
 //! The schema is in [`schema`](schema_sql); the file defaults to [`DEFAULT_PATH`].
 //!
 //! Write throughput of the release build, 300,000 entities of four attributes in pages of 1,000 (each
-//! page one transaction with its cursor) on the project's 2-core machine: about 315,000 rows/s for a
+//! page with its cursor, in batches) on the project's 2-core machine: about 315,000 rows/s for a
 //! first sync (all inserts) and 225,000-250,000 rows/s for a re-run that changes nothing (each row is
 //! compared and marked seen); streaming the 300,000 rows back takes about 0.25 s. Reproduce with
 //! `cargo test --release --lib store::tests::throughput -- --ignored --nocapture`.
@@ -43,6 +47,7 @@ pub use records::{
     RowRef, RunRecord, RunStatus, SavedSyncState, Swept, SyncState,
 };
 pub use schema::{SCHEMA_VERSION, schema_sql};
+pub use write::{BATCH_PAGES, BATCH_WINDOW};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -56,6 +61,15 @@ pub const DEFAULT_PATH: &str = "./engine.db";
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The write transaction pages are gathered in, when one is open (see [`Store::write_page`]).
+    batch: Option<write::Batch>,
+}
+
+/// Whatever was written is committed when the store is closed: every page of a batch is whole.
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl Store {
@@ -64,7 +78,7 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let conn = schema::open(path)?;
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(Store { conn, path: path.to_path_buf(), batch: None })
     }
 
     /// The file this store was opened from, as given.

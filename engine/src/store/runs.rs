@@ -21,6 +21,7 @@ impl Store {
     /// Starts a run of `spec_id` for `instance` and returns its id, `r-<started_at>-<4 hex digits>`.
     /// Runs of the instance still marked running belong to a process that died: they become interrupted.
     pub fn begin_run(&mut self, spec_id: &str, instance: &str, started_at: i64) -> Result<String> {
+        self.flush()?;
         let path = self.path.as_path();
         let op = format!("starting a run of `{spec_id}` for instance `{instance}`");
         let fail = |e| sql_error(path, op.as_str(), e);
@@ -47,6 +48,7 @@ impl Store {
 
     /// Records (or replaces) what one resource did in a run.
     pub fn record_resource(&mut self, run_id: &str, report: &ResourceReport) -> Result<()> {
+        self.flush()?;
         let path = self.path.as_path();
         let op = format!("recording resource `{}` of run `{run_id}`", report.resource);
         self.require_run(&op, run_id)?;
@@ -82,6 +84,7 @@ impl Store {
         ended_at: i64,
         report: &serde_json::Value,
     ) -> Result<()> {
+        self.flush()?;
         let path = self.path.as_path();
         let op = format!("finishing run `{run_id}`");
         self.require_run(&op, run_id)?;
@@ -220,6 +223,7 @@ impl Store {
 
     /// Stores the results of one evaluation together, so readers never see half of them.
     pub fn write_kris(&mut self, instance: &str, kris: &[KriRecord]) -> Result<()> {
+        self.flush()?;
         let path = self.path.as_path();
         let op = format!("storing KRI results for instance `{instance}`");
         let fail = |e| sql_error(path, op.as_str(), e);

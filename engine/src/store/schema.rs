@@ -11,7 +11,7 @@
 //!   it, which is how a full sync finds rows that vanished from the API.
 //!
 //! Deliberately absent: foreign keys from rows to runs (a lookup per row would slow every write, and
-//! `commit_page` checks the run once per page instead), and an index for the full-sync sweep (it would
+//! `write_page` checks the run once per page instead), and an index for the full-sync sweep (it would
 //! have to be rewritten for every row on every run, while the sweep reads one instance's rows once).
 //! The PRIMARY KEY of `entities` starts with (instance, type) and so already is the index KRI
 //! evaluation needs for listing one entity type.

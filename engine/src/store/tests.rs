@@ -232,7 +232,7 @@ fn a_page_with_a_bad_row_leaves_neither_rows_nor_cursor() {
         "c1",
         Some(json!({"next": "https://api.example.com/users?page=2"})),
     );
-    let err = store.commit_page(&bad).unwrap_err();
+    let err = store.write_page(&bad).unwrap_err();
     assert!(matches!(err, StoreError::Row { index: 2, .. }), "{err:?}");
     let message = err.to_string();
     assert!(
@@ -249,7 +249,7 @@ fn a_page_with_a_bad_row_leaves_neither_rows_nor_cursor() {
         "c1",
         None,
     );
-    let err = store.commit_page(&nan).unwrap_err();
+    let err = store.write_page(&nan).unwrap_err();
     assert!(err.to_string().contains("not a finite number"), "{err}");
     assert!(ids(&store, "acme", Shape::Metric, "m").is_empty());
     assert_eq!(store.sync_state("acme", "usage").unwrap(), None);
@@ -257,12 +257,59 @@ fn a_page_with_a_bad_row_leaves_neither_rows_nor_cursor() {
     // The same page without the bad row commits rows and cursor together.
     let mut good = bad.clone();
     good.rows.pop();
-    assert_eq!(store.commit_page(&good).unwrap(), PageOutcome { written: 2, unchanged: 0 });
+    assert_eq!(store.write_page(&good).unwrap(), PageOutcome { written: 2, unchanged: 0 });
     assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u1"]);
     let saved = store.sync_state("acme", "users").unwrap().unwrap();
     assert_eq!(saved.state.cursor.as_deref(), Some("c1"));
     assert_eq!(saved.state.resume, Some(json!({"next": "https://api.example.com/users?page=2"})));
     assert_eq!((saved.run_id.as_str(), saved.updated_at), (run.as_str(), 1_000));
+}
+
+#[test]
+fn pages_share_a_transaction_until_the_batch_is_full_flushed_or_closed() {
+    let temp = Temp::new("batch");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let raw = temp.raw();
+    let committed = || -> i64 { raw.query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap() };
+    let user = |i: u32| {
+        with_state(
+            page("acme", &run, "users", 1_000, vec![entity("user", &format!("u{i:03}"), json!({}))]),
+            &format!("c{i}"),
+            None,
+        )
+    };
+
+    // Written, readable on the writing connection, committed only on flush.
+    store.write_page(&user(0)).unwrap();
+    assert_eq!(ids(&store, "acme", Shape::Entity, "user").len(), 1);
+    assert_eq!(committed(), 0);
+    store.flush().unwrap();
+    assert_eq!(committed(), 1);
+
+    // A full batch commits by itself, cursor with its rows.
+    for i in 1..=BATCH_PAGES {
+        assert_eq!(committed(), 1, "page {i} waits for the batch");
+        store.write_page(&user(i)).unwrap();
+    }
+    assert_eq!(committed(), 1 + i64::from(BATCH_PAGES));
+    let cursor: String =
+        raw.query_row("SELECT cursor FROM sync_state WHERE resource = 'users'", [], |r| r.get(0)).unwrap();
+    assert_eq!(cursor, format!("c{BATCH_PAGES}"));
+
+    // A refused page, or one under a wrong run, leaves the batch as it was; closing the store commits it.
+    store.write_page(&user(100)).unwrap();
+    let mut bad = user(101);
+    bad.rows.push(entity("user", "", json!({})));
+    assert!(store.write_page(&bad).is_err());
+    let mut stray = user(102);
+    stray.run_id = "no-such-run".into();
+    assert!(matches!(store.write_page(&stray), Err(StoreError::UnknownRun { .. })));
+    drop(store);
+    assert_eq!(committed(), 2 + i64::from(BATCH_PAGES));
+    let cursor: String =
+        raw.query_row("SELECT cursor FROM sync_state WHERE resource = 'users'", [], |r| r.get(0)).unwrap();
+    assert_eq!(cursor, "c100");
 }
 
 #[test]
@@ -275,7 +322,7 @@ fn a_killed_run_resumes_from_the_last_committed_page() {
         "c0",
         Some(json!({"page_token": "p2"})),
     );
-    store.commit_page(&first).unwrap();
+    store.write_page(&first).unwrap();
     drop(store); // the process dies here
 
     let mut store = temp.open();
@@ -284,7 +331,7 @@ fn a_killed_run_resumes_from_the_last_committed_page() {
     let next = store.begin_run("demo", "acme", 2_000).unwrap();
     assert_eq!(store.run(&run).unwrap().unwrap().status, RunStatus::Interrupted);
     let last = with_state(page("acme", &next, "users", 2_000, vec![entity("user", "u2", json!({}))]), "c1", None);
-    store.commit_page(&last).unwrap();
+    store.write_page(&last).unwrap();
     let saved = store.sync_state("acme", "users").unwrap().unwrap();
     assert_eq!((saved.state.cursor.as_deref(), saved.state.resume), (Some("c1"), None));
     assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u1", "u2"]);
@@ -308,7 +355,7 @@ fn writing_the_same_rows_again_changes_nothing() {
     let temp = Temp::new("idempotent");
     let mut store = temp.open();
     let r1 = store.begin_run("demo", "acme", 1_000).unwrap();
-    assert_eq!(store.commit_page(&page("acme", &r1, "all", 1_000, every_shape(1))).unwrap().written, 6);
+    assert_eq!(store.write_page(&page("acme", &r1, "all", 1_000, every_shape(1))).unwrap().written, 6);
     store.finish_run(&r1, RunStatus::Ok, 1_500, &json!({})).unwrap();
 
     let r2 = store.begin_run("demo", "acme", 2_000).unwrap();
@@ -316,7 +363,7 @@ fn writing_the_same_rows_again_changes_nothing() {
     let mut again = every_shape(1);
     again[3] = metric("seats", 100, 5.0, json!({"region": "eu", "sku": "basic"}));
     assert_eq!(
-        store.commit_page(&page("acme", &r2, "all", 2_000, again)).unwrap(),
+        store.write_page(&page("acme", &r2, "all", 2_000, again)).unwrap(),
         PageOutcome { written: 0, unchanged: 6 }
     );
     assert_eq!(entity_updated_at(&store, "acme", "user", "u1"), 1_000);
@@ -328,7 +375,7 @@ fn writing_the_same_rows_again_changes_nothing() {
 
     // One changed attribute is one write, and moves that entity's updated_at to the run's clock.
     let r3 = store.begin_run("demo", "acme", 3_000).unwrap();
-    let outcome = store.commit_page(&page("acme", &r3, "all", 3_000, every_shape(2))).unwrap();
+    let outcome = store.write_page(&page("acme", &r3, "all", 3_000, every_shape(2))).unwrap();
     assert_eq!(outcome, PageOutcome { written: 1, unchanged: 5 });
     assert_eq!(entity_updated_at(&store, "acme", "user", "u1"), 3_000);
     assert_eq!(entity_updated_at(&store, "acme", "user", "u2"), 1_000);
@@ -338,7 +385,7 @@ fn writing_the_same_rows_again_changes_nothing() {
     let r4 = store.begin_run("demo", "acme", 4_000).unwrap();
     let changed =
         vec![metric("seats", 100, 6.0, json!({"sku": "basic", "region": "eu"})), distribution("latency", 100, 8)];
-    assert_eq!(store.commit_page(&page("acme", &r4, "all", 4_000, changed)).unwrap().written, 2);
+    assert_eq!(store.write_page(&page("acme", &r4, "all", 4_000, changed)).unwrap().written, 2);
 }
 
 #[test]
@@ -348,12 +395,12 @@ fn events_are_deduplicated_by_key_and_updated_in_place() {
     let run = store.begin_run("demo", "acme", 1_000).unwrap();
     let open = event("alert", "a1", 100, None, json!({"severity": "high"}));
     // The same event twice in a page and again in the next page (overlapping incremental windows).
-    let outcome = store.commit_page(&page("acme", &run, "alerts", 1_000, vec![open.clone(), open.clone()])).unwrap();
+    let outcome = store.write_page(&page("acme", &run, "alerts", 1_000, vec![open.clone(), open.clone()])).unwrap();
     assert_eq!(outcome, PageOutcome { written: 1, unchanged: 1 });
-    assert_eq!(store.commit_page(&page("acme", &run, "alerts", 1_000, vec![open])).unwrap().unchanged, 1);
+    assert_eq!(store.write_page(&page("acme", &run, "alerts", 1_000, vec![open])).unwrap().unchanged, 1);
 
     let closed = event("alert", "a1", 100, Some(200), json!({"severity": "high"}));
-    assert_eq!(store.commit_page(&page("acme", &run, "alerts", 1_100, vec![closed])).unwrap().written, 1);
+    assert_eq!(store.write_page(&page("acme", &run, "alerts", 1_100, vec![closed])).unwrap().written, 1);
     let mut seen = Vec::new();
     store
         .for_each_row("acme", Shape::Event, "alert", |row| {
@@ -371,9 +418,9 @@ fn a_full_sync_removes_only_vanished_rows_of_its_resource_and_instance_when_told
     let a1 = store.begin_run("demo", "a", 1_000).unwrap();
     let users =
         || vec![entity("user", "u1", json!({})), entity("user", "u2", json!({})), entity("user", "u3", json!({}))];
-    store.commit_page(&page("a", &a1, "users", 1_000, users())).unwrap();
+    store.write_page(&page("a", &a1, "users", 1_000, users())).unwrap();
     store
-        .commit_page(&page(
+        .write_page(&page(
             "a",
             &a1,
             "members",
@@ -381,15 +428,15 @@ fn a_full_sync_removes_only_vanished_rows_of_its_resource_and_instance_when_told
             vec![edge("u1", "member_of", "g1"), edge("u2", "member_of", "g1")],
         ))
         .unwrap();
-    store.commit_page(&page("a", &a1, "admins", 1_000, vec![entity("admin", "x", json!({}))])).unwrap();
+    store.write_page(&page("a", &a1, "admins", 1_000, vec![entity("admin", "x", json!({}))])).unwrap();
     let b1 = store.begin_run("demo", "b", 1_000).unwrap();
-    store.commit_page(&page("b", &b1, "users", 1_000, users())).unwrap();
+    store.write_page(&page("b", &b1, "users", 1_000, users())).unwrap();
 
     // The second run of `a` sees u1 and u3 (in two pages) and only the first edge; `admins` is not synced.
     let a2 = store.begin_run("demo", "a", 2_000).unwrap();
-    store.commit_page(&page("a", &a2, "users", 2_000, vec![entity("user", "u1", json!({}))])).unwrap();
-    store.commit_page(&page("a", &a2, "users", 2_000, vec![entity("user", "u3", json!({}))])).unwrap();
-    store.commit_page(&page("a", &a2, "members", 2_000, vec![edge("u1", "member_of", "g1")])).unwrap();
+    store.write_page(&page("a", &a2, "users", 2_000, vec![entity("user", "u1", json!({}))])).unwrap();
+    store.write_page(&page("a", &a2, "users", 2_000, vec![entity("user", "u3", json!({}))])).unwrap();
+    store.write_page(&page("a", &a2, "members", 2_000, vec![edge("u1", "member_of", "g1")])).unwrap();
     // Nothing vanishes before the runner says the enumeration is complete.
     assert_eq!(ids(&store, "a", Shape::Entity, "user"), ["u1", "u2", "u3"]);
 
@@ -417,14 +464,14 @@ fn instances_are_isolated() {
     let ra = store.begin_run("demo", "a", 1_000).unwrap();
     let rb = store.begin_run("demo", "b", 1_000).unwrap();
     store
-        .commit_page(&with_state(
+        .write_page(&with_state(
             page("a", &ra, "users", 1_000, vec![entity("user", "u1", json!({"who": "a"}))]),
             "ca",
             None,
         ))
         .unwrap();
     store
-        .commit_page(&with_state(
+        .write_page(&with_state(
             page("b", &rb, "users", 1_000, vec![entity("user", "u1", json!({"who": "b"}))]),
             "cb",
             None,
@@ -437,7 +484,7 @@ fn instances_are_isolated() {
     assert_eq!(store.sync_state("b", "users").unwrap().unwrap().state.cursor.as_deref(), Some("cb"));
     assert_eq!(store.list_instances().unwrap(), ["a", "b"]);
     // A page cannot be written into one instance under another's run.
-    let err = store.commit_page(&page("a", &rb, "users", 1_000, vec![entity("user", "u9", json!({}))])).unwrap_err();
+    let err = store.write_page(&page("a", &rb, "users", 1_000, vec![entity("user", "u9", json!({}))])).unwrap_err();
     assert!(err.to_string().contains("belongs to instance `b`"), "{err}");
     assert_eq!(store.entity_attributes("a", "user", "u9").unwrap(), None);
 }
@@ -456,7 +503,7 @@ fn a_run_left_running_is_marked_interrupted_by_the_next_run_of_its_instance() {
     assert_eq!((record.status, record.ended_at), (RunStatus::Interrupted, None));
     assert_eq!(store.run(&other).unwrap().unwrap().status, RunStatus::Running);
     // The killed run's process, were it still alive, can no longer write.
-    let err = store.commit_page(&page("a", &killed, "users", 1_500, vec![])).unwrap_err();
+    let err = store.write_page(&page("a", &killed, "users", 1_500, vec![])).unwrap_err();
     assert!(err.to_string().contains("no longer running"), "{err}");
 
     let report = ResourceReport {
@@ -505,7 +552,7 @@ fn a_streaming_read_yields_every_row_and_stops_on_the_callers_error() {
                 ]
             })
             .collect();
-        store.commit_page(&page("acme", &run, "users", 1_000, rows)).unwrap();
+        store.write_page(&page("acme", &run, "users", 1_000, rows)).unwrap();
     }
     let mut count = 0;
     let mut previous = String::new();
@@ -554,7 +601,7 @@ fn row_fields_are_readable_by_the_names_expressions_use() {
     let temp = Temp::new("fields");
     let mut store = temp.open();
     let run = store.begin_run("demo", "acme", 1_000).unwrap();
-    store.commit_page(&page("acme", &run, "all", 1_000, every_shape(1))).unwrap();
+    store.write_page(&page("acme", &run, "all", 1_000, every_shape(1))).unwrap();
     for (shape, name) in [
         (Shape::Entity, "user"),
         (Shape::Event, "login"),
@@ -645,7 +692,7 @@ fn twenty_thousand_rows_in_pages_are_all_counted() {
             })
             .collect();
         let outcome =
-            store.commit_page(&with_state(page("acme", &run, "mixed", 1_000, rows), &format!("c{p}"), None)).unwrap();
+            store.write_page(&with_state(page("acme", &run, "mixed", 1_000, rows), &format!("c{p}"), None)).unwrap();
         total.written += outcome.written;
         total.unchanged += outcome.unchanged;
     }
@@ -698,7 +745,7 @@ fn throughput() {
         let start = std::time::Instant::now();
         let mut outcome = PageOutcome::default();
         for page in &pages {
-            let o = store.commit_page(page).unwrap();
+            let o = store.write_page(page).unwrap();
             outcome.written += o.written;
             outcome.unchanged += o.unchanged;
         }
@@ -730,7 +777,7 @@ fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
         event("login", "e1", 5, None, json!({"a": 2, "b": "y"})),
         event("login", "e2", 50, None, json!({"a": 3, "b": "z"})),
     ];
-    store.commit_page(&page("acme", &run, "users", 1_000, rows)).unwrap();
+    store.write_page(&page("acme", &run, "users", 1_000, rows)).unwrap();
     let only = ["a".to_string(), "c\u{e9}".to_string(), "missing".to_string()];
     let mut seen = Vec::new();
     store
@@ -779,7 +826,7 @@ fn within_a_page_the_last_row_of_a_key_wins_whatever_the_write_order() {
         event("login", "e1", 2, None, json!({"n": 5})),
         event("login", "e2", 3, None, json!({"n": 6})),
     ];
-    store.commit_page(&page("acme", &run, "users", 1_000, written)).unwrap();
+    store.write_page(&page("acme", &run, "users", 1_000, written)).unwrap();
     let users = rows(&store, "acme", Shape::Entity, "user");
     assert_eq!(users, vec![("u1".to_string(), attrs(json!({"n": 2}))), ("u9".to_string(), attrs(json!({"n": 3})))]);
     let logins = rows(&store, "acme", Shape::Event, "login");
@@ -800,7 +847,7 @@ fn slices_cover_every_row_once_and_keep_equal_times_together() {
         written.push(event("login", &format!("e{i}"), t, None, json!({})));
     }
     written.push(edge("g1", "has_member", "u01"));
-    store.commit_page(&page("acme", &run, "users", 1_000, written)).unwrap();
+    store.write_page(&page("acme", &run, "users", 1_000, written)).unwrap();
 
     let cut = |shape: Shape, name: &str, since: Option<i64>| {
         let mut slices: Vec<Vec<(String, i64)>> = Vec::new();

@@ -14,6 +14,7 @@ use super::records::{PageOutcome, PageWrite, Row, Swept, distribution_kind};
 use super::{Result, Store, StoreError, sql_error};
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 const ENTITY_UPSERT: &str = "
 INSERT INTO entities (instance, type, id, attributes, updated_at, resource, last_seen_run)
@@ -97,10 +98,10 @@ impl<'c> Statements<'c> {
         })
     }
 
-    /// Writes one row; true when it was inserted or changed.
-    fn write(&mut self, page: &PageWrite, row: &Row) -> Result<bool, RowProblem> {
+    /// Writes one row, checked beforehand by [`check_row`]; true when it was inserted or changed.
+    fn write(&mut self, page: &PageWrite, row: &Row, checked: &Checked) -> Result<bool, RowProblem> {
         let (instance, resource, run, now) = (&page.instance, &page.resource, &page.run_id, page.now);
-        let attributes = canonical(row.attributes()).map_err(|e| RowProblem::Invalid(e.to_string()))?;
+        let attributes = &checked.attributes;
         let changed = match row {
             Row::Entity { entity_type, id, .. } => {
                 let n = self.entity.execute(params![instance, entity_type, id, attributes, now, resource, run])?;
@@ -113,7 +114,6 @@ impl<'c> Statements<'c> {
                 self.event.execute(params![instance, name, key, start, end, attributes, resource])? > 0
             }
             Row::Metric { name, ts, value, .. } => {
-                finite("value", *value)?;
                 self.metric.execute(params![instance, name, ts, attributes, value, resource])? > 0
             }
             Row::Edge { from_type, from_id, kind, to_type, to_id, .. } => {
@@ -125,9 +125,8 @@ impl<'c> Statements<'c> {
                 }
                 n > 0
             }
-            Row::Distribution { name, ts, kind, points, count, sum, .. } => {
-                finite("sum", *sum)?;
-                let points = canonical_value(points).map_err(|e| RowProblem::Invalid(e.to_string()))?;
+            Row::Distribution { name, ts, kind, count, sum, .. } => {
+                let points = &checked.points;
                 let kind = distribution_kind(*kind);
                 self.distribution
                     .execute(params![instance, name, ts, attributes, kind, points, count, sum, resource])?
@@ -157,12 +156,39 @@ impl From<rusqlite::Error> for RowProblem {
 
 /// SQLite stores NaN as NULL and cannot compare it, so a non-finite number would either be refused by a
 /// NOT NULL column with an obscure message or be rewritten on every run.
-fn finite(field: &str, value: f64) -> Result<(), RowProblem> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(RowProblem::Invalid(format!("{field} is {value}, not a finite number")))
+fn finite(field: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() { Ok(()) } else { Err(format!("{field} is {value}, not a finite number")) }
+}
+
+/// A row's texts as stored, made while checking it.
+struct Checked {
+    attributes: String,
+    /// A distribution's points; empty for other shapes.
+    points: String,
+}
+
+/// Everything a row can be refused for, checked before anything of its page is written, so that a
+/// refused page leaves the open batch as it was.
+fn check_row(row: &Row) -> Result<Checked, String> {
+    let key = |field: &str, value: &str| {
+        if value.is_empty() { Err(format!("{field} is empty")) } else { Ok(()) }
+    };
+    let mut points = String::new();
+    match row {
+        Row::Entity { id, .. } => key("id", id)?,
+        Row::Event { key: k, .. } => key("key", k)?,
+        Row::Metric { value, .. } => finite("value", *value)?,
+        Row::Edge { from_id, to_id, .. } => {
+            key("from id", from_id)?;
+            key("to id", to_id)?;
+        }
+        Row::Distribution { sum, points: p, .. } => {
+            finite("sum", *sum)?;
+            points = canonical_value(p).map_err(|e| e.to_string())?;
+        }
     }
+    let attributes = canonical(row.attributes()).map_err(|e| e.to_string())?;
+    Ok(Checked { attributes, points })
 }
 
 /// Refuses writes under a run that does not exist, belongs to another instance, or is no longer running:
@@ -207,47 +233,106 @@ fn write_order(rows: &[Row]) -> Vec<usize> {
     order
 }
 
-impl Store {
-    /// Writes a page's rows and, if given, the sync state that follows them, in one transaction: on any
-    /// error nothing of the page is stored, cursor included. The page's run must be running and belong to
-    /// the page's instance.
-    pub fn commit_page(&mut self, page: &PageWrite) -> Result<PageOutcome> {
-        let op = format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance);
-        let path = self.path.as_path();
-        let fail = |e| sql_error(path, op.as_str(), e);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
-        check_run(&tx, path, &op, &page.run_id, &page.instance)?;
+/// Pages a batch holds at most before it commits.
+pub const BATCH_PAGES: u32 = 16;
 
+/// How long a batch takes pages at most: past this, the page that arrives commits the batch. The runner
+/// also commits whenever it has waited this long for a response, so a slow API never holds the write
+/// lock (other processes writing to the same file wait for it).
+pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
+
+/// The write transaction pages are gathered in.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pages: u32,
+    opened: Instant,
+}
+
+impl Store {
+    /// Writes a page's rows and, if given, the sync state that follows them, within the open batch (a
+    /// write transaction, begun when none is open). The batch commits after [`BATCH_PAGES`] pages, with
+    /// the first page written [`BATCH_WINDOW`] or more after it opened, on [`Store::flush`], on any other
+    /// write, and when the store closes: a page's rows and cursor are durable together, never apart.
+    ///
+    /// A page with a row that cannot be stored, or under a run that is not running or belongs to another
+    /// instance, is refused whole before anything of it is written, and the batch stays as it was. A
+    /// failure of SQLite itself (disk full) rolls the batch back, cursors included, so the store stays
+    /// consistent and the next run fetches those pages again.
+    pub fn write_page(&mut self, page: &PageWrite) -> Result<PageOutcome> {
+        let op = format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance);
+        let path = self.path.clone();
+        let order = write_order(&page.rows);
+        let mut checked = Vec::with_capacity(order.len());
+        for &index in &order {
+            let row = &page.rows[index];
+            let texts = check_row(row).map_err(|reason| StoreError::Row {
+                path: path.clone(),
+                op: op.clone(),
+                index,
+                row: row.describe(),
+                reason,
+            })?;
+            checked.push(texts);
+        }
+        if self.batch.is_none() {
+            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| sql_error(&path, op.as_str(), e))?;
+            self.batch = Some(Batch { pages: 0, opened: Instant::now() });
+        }
+        // Checked under the lock, so no other process can interrupt the run between check and write.
+        if let Err(e) = check_run(&self.conn, &path, &op, &page.run_id, &page.instance) {
+            if self.batch.as_ref().is_some_and(|b| b.pages == 0) {
+                self.batch = None;
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(e);
+        }
+        match self.write_in_batch(page, &order, &checked, &op) {
+            Ok(outcome) => {
+                let batch = self.batch.as_mut().expect("a batch is open");
+                batch.pages += 1;
+                if batch.pages >= BATCH_PAGES || batch.opened.elapsed() >= BATCH_WINDOW {
+                    self.flush()?;
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.batch = None;
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn write_in_batch(&self, page: &PageWrite, order: &[usize], checked: &[Checked], op: &str) -> Result<PageOutcome> {
+        let path = self.path.as_path();
+        let fail = |e| sql_error(path, op, e);
         let mut outcome = PageOutcome::default();
-        {
-            let mut statements = Statements::prepare(&tx).map_err(fail)?;
-            for index in write_order(&page.rows) {
-                let row = &page.rows[index];
-                match statements.write(page, row) {
-                    Ok(true) => outcome.written += 1,
-                    Ok(false) => outcome.unchanged += 1,
-                    Err(RowProblem::Sqlite(e)) => return Err(fail(e)),
-                    Err(RowProblem::Invalid(reason)) => {
-                        return Err(StoreError::Row {
-                            path: path.to_path_buf(),
-                            op: op.clone(),
-                            index,
-                            row: row.describe(),
-                            reason,
-                        });
-                    }
+        let mut statements = Statements::prepare(&self.conn).map_err(fail)?;
+        for (&index, texts) in order.iter().zip(checked) {
+            let row = &page.rows[index];
+            match statements.write(page, row, texts) {
+                Ok(true) => outcome.written += 1,
+                Ok(false) => outcome.unchanged += 1,
+                Err(RowProblem::Sqlite(e)) => return Err(fail(e)),
+                Err(RowProblem::Invalid(reason)) => {
+                    return Err(StoreError::Row {
+                        path: path.to_path_buf(),
+                        op: op.to_string(),
+                        index,
+                        row: row.describe(),
+                        reason,
+                    });
                 }
             }
         }
-
         if let Some(state) = &page.state {
-            let resume = state
-                .resume
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Invalid { op: op.clone(), problem: format!("resume position: {e}") })?;
-            tx.prepare_cached(STATE_UPSERT)
+            let resume =
+                state.resume.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Invalid {
+                    op: op.to_string(),
+                    problem: format!("resume position: {e}"),
+                })?;
+            self.conn
+                .prepare_cached(STATE_UPSERT)
                 .and_then(|mut s| {
                     s.execute(params![
                         page.instance,
@@ -261,14 +346,22 @@ impl Store {
                 })
                 .map_err(fail)?;
         }
-        tx.commit().map_err(fail)?;
         Ok(outcome)
+    }
+
+    /// Commits the open batch, if any: what was written is durable and visible to other connections.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.batch.take().is_some() {
+            self.conn.execute_batch("COMMIT").map_err(|e| sql_error(&self.path, "committing written pages", e))?;
+        }
+        Ok(())
     }
 
     /// Ends a full enumeration of `resource` for `instance`: deletes the entities and edges that resource
     /// last wrote and that `run_id` did not see, in one transaction. Call it only once every page of the
     /// resource committed; never after a failure, or rows merely not yet fetched would be deleted.
     pub fn finish_full_sync(&mut self, instance: &str, resource: &str, run_id: &str) -> Result<Swept> {
+        self.flush()?;
         let op = format!("removing rows of resource `{resource}` that vanished for instance `{instance}`");
         let path = self.path.as_path();
         let fail = |e| sql_error(path, op.as_str(), e);
@@ -286,6 +379,7 @@ impl Store {
     /// Counts the rows an interrupted run of `resource` had already seen as seen by `run_id` too, so a run
     /// that continues that enumeration from where it stopped does not sweep them away at its end.
     pub fn adopt_seen(&mut self, instance: &str, resource: &str, from_run: &str, run_id: &str) -> Result<u64> {
+        self.flush()?;
         let op = format!("carrying over the rows of resource `{resource}` seen by run `{from_run}`");
         let path = self.path.as_path();
         let fail = |e| sql_error(path, op.as_str(), e);
@@ -305,6 +399,7 @@ impl Store {
     /// Forgets where `resource` stands for `instance`, so its next sync starts from the spec's initial
     /// cursor with a full enumeration. Stored rows are kept.
     pub fn reset_sync_state(&mut self, instance: &str, resource: &str) -> Result<bool> {
+        self.flush()?;
         let n = self
             .conn
             .execute("DELETE FROM sync_state WHERE instance = ?1 AND resource = ?2", params![instance, resource])
