@@ -220,7 +220,11 @@ impl<'s> Plan<'s> {
             let handles: Vec<_> = (0..helpers)
                 .map(|_| {
                     scope.spawn(|| match path.exists().then(|| Store::open(path)) {
-                        Some(Ok(own)) if same_store(&own) => work(&own),
+                        Some(Ok(own)) if same_store(&own) => {
+                            // A scan reads each page once: a small cache keeps a helper's memory small.
+                            own.set_cache_kib(HELPER_CACHE_KIB)?;
+                            work(&own)
+                        }
                         // A helper that cannot read the store leaves its share to the others.
                         _ => Ok(Vec::new()),
                     })
@@ -311,6 +315,9 @@ impl<'s> Plan<'s> {
         Ok(accumulators)
     }
 }
+
+/// Page cache of a helper thread's connection, in KiB (SQLite's default is 2,000).
+const HELPER_CACHE_KIB: u32 = 256;
 
 /// The accumulators of one slice: (group, slice position, one per group member).
 type Scanned = (usize, usize, Vec<Accumulator>);

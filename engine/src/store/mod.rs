@@ -81,6 +81,13 @@ impl Store {
         Ok(Store { conn, path: path.to_path_buf(), batch: None })
     }
 
+    /// Sets the connection's page cache size in KiB: reads that pass over each page once need little.
+    pub fn set_cache_kib(&self, kib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|e| sql_error(&self.path, "setting the page cache size", e))
+    }
+
     /// The file this store was opened from, as given.
     pub fn path(&self) -> &Path {
         &self.path
