@@ -12,8 +12,8 @@
 //! arguments, the pinned clock and a store that does not change during an evaluation). Like evalexpr,
 //! it evaluates every operand: nothing short-circuits, so an operand that fails fails the expression.
 
+use super::Scope;
 use super::functions::{self, FunctionInfo};
-use super::{EvalError, Scope};
 use evalexpr::{Node, Operator, Value};
 use std::borrow::Cow;
 
@@ -231,31 +231,9 @@ fn walk<'a>(op: &'a Op, scope: &'a dyn Scope) -> Option<Cow<'a, Value>> {
             Some(Cow::Owned(Value::Tuple(values)))
         }
         Op::Call(Function(info), arguments) if info.host && arguments.len() <= INLINE_ARGS => {
-            // Host functions borrow their arguments: nothing is copied on the way to a lookup.
-            let mut values: [Option<Cow<'a, Value>>; INLINE_ARGS] = Default::default();
-            for (slot, argument) in values.iter_mut().zip(arguments) {
-                *slot = Some(walk(argument, scope)?);
-            }
-            let mut refs: [&Value; INLINE_ARGS] = [&EMPTY; INLINE_ARGS];
-            for (slot, value) in refs.iter_mut().zip(values.iter().flatten()) {
-                *slot = value.as_ref();
-            }
-            functions::call_host(info, &refs[..arguments.len()], scope).ok().map(Cow::Owned)
+            call_host(info, arguments, scope).map(Cow::Owned)
         }
-        Op::Call(Function(info), arguments) => {
-            let result = if arguments.len() <= INLINE_ARGS {
-                let mut values = [const { Value::Empty }; INLINE_ARGS];
-                for (slot, argument) in values.iter_mut().zip(arguments) {
-                    *slot = walk(argument, scope)?.into_owned();
-                }
-                call(info, &values[..arguments.len()], scope)
-            } else {
-                let values =
-                    arguments.iter().map(|a| walk(a, scope).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
-                call(info, &values, scope)
-            };
-            result.ok().map(Cow::Owned)
-        }
+        Op::Call(Function(info), arguments) => call(info, arguments, scope).map(Cow::Owned),
         Op::CallPacked(Function(info), argument) => {
             let argument = walk(argument, scope)?;
             functions::call_info(info, &argument, scope).ok().map(Cow::Owned)
@@ -264,8 +242,36 @@ fn walk<'a>(op: &'a Op, scope: &'a dyn Scope) -> Option<Cow<'a, Value>> {
     }
 }
 
-fn call(info: &FunctionInfo, args: &[Value], scope: &dyn Scope) -> Result<Value, EvalError> {
-    functions::call_args(info, args, scope)
+/// A host function call. Host functions borrow their arguments: nothing is copied on the way to a
+/// lookup. Kept out of `walk` (as is `call`) so that the argument arrays do not enlarge every frame of
+/// the recursion.
+#[inline(never)]
+fn call_host<'a>(info: &FunctionInfo, arguments: &'a [Op], scope: &'a dyn Scope) -> Option<Value> {
+    let mut values: [Option<Cow<'a, Value>>; INLINE_ARGS] = Default::default();
+    for (slot, argument) in values.iter_mut().zip(arguments) {
+        *slot = Some(walk(argument, scope)?);
+    }
+    let mut refs: [&Value; INLINE_ARGS] = [&EMPTY; INLINE_ARGS];
+    for (slot, value) in refs.iter_mut().zip(values.iter().flatten()) {
+        *slot = value.as_ref();
+    }
+    functions::call_host(info, &refs[..arguments.len()], scope).ok()
+}
+
+/// A builtin call, with its arguments evaluated into owned values.
+#[inline(never)]
+fn call(info: &FunctionInfo, arguments: &[Op], scope: &dyn Scope) -> Option<Value> {
+    let result = if arguments.len() <= INLINE_ARGS {
+        let mut values = [const { Value::Empty }; INLINE_ARGS];
+        for (slot, argument) in values.iter_mut().zip(arguments) {
+            *slot = walk(argument, scope)?.into_owned();
+        }
+        functions::call_args(info, &values[..arguments.len()], scope)
+    } else {
+        let values = arguments.iter().map(|a| walk(a, scope).map(Cow::into_owned)).collect::<Option<Vec<_>>>()?;
+        functions::call_args(info, &values, scope)
+    };
+    result.ok()
 }
 
 /// Comparison and logic, as evalexpr's operators compute them: two strings compare as text, two
