@@ -47,6 +47,12 @@ mod lookups {
         values.iter().collect()
     }
 
+    /// `lookup("t_item", id, "n")`, which must not fail.
+    fn lookup_n(host: &Host<'_>, id: &str) -> Value {
+        let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
+        host.call("lookup", &refs(&args)).expect("a host function").expect("no error")
+    }
+
     use super::super::host::{AUTO_QUERIES, Host};
     use super::super::{KriOptions, LookupStrategy};
     use crate::expr::Value;
@@ -90,10 +96,7 @@ resources:
         let (store, dir) = store("auto", 10);
         let options = KriOptions { lookups: LookupStrategy::Auto, ..KriOptions::new("i", 0) };
         let host = Host::new(&spec, &store, &options);
-        let call = |id: &str| {
-            let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
-            host.call("lookup", &refs(&args)).expect("a host function").expect("no error")
-        };
+        let call = |id: &str| lookup_n(&host, id);
         // Ids out of order: an index, not a read-ahead window.
         for n in 0..AUTO_QUERIES {
             let i = 3 - n % 2;
@@ -124,10 +127,7 @@ resources:
         let (store, dir) = store("ahead", 5_000);
         let options = KriOptions { lookups: LookupStrategy::Auto, ..KriOptions::new("i", 0) };
         let host = Host::new(&spec, &store, &options);
-        let call = |id: &str| {
-            let args = [Value::from("t_item"), Value::from(id), Value::from("n")];
-            host.call("lookup", &refs(&args)).expect("a host function").expect("no error")
-        };
+        let call = |id: &str| lookup_n(&host, id);
         let exists = |id: &str| {
             let args = [Value::from("t_item"), Value::from(id)];
             host.call("exists", &refs(&args)).expect("a host function").expect("no error") == Value::Boolean(true)

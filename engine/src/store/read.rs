@@ -112,7 +112,7 @@ impl Store {
 
     /// [`for_each_row`](Self::for_each_row) as `scan` narrows it: from a time on, and with only some
     /// attributes decoded (the others are skipped while parsing, which is most of a scan's cost).
-    pub fn scan<E, F>(&self, instance: &str, shape: Shape, name: &str, scan: &Scan<'_>, mut f: F) -> Result<u64, E>
+    pub fn scan<E, F>(&self, instance: &str, shape: Shape, name: &str, scan: &Scan<'_>, f: F) -> Result<u64, E>
     where
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
@@ -129,17 +129,8 @@ impl Store {
         };
         let params: [&dyn ToSql; 5] = [&instance, &name, &scan.since, lower, upper];
         let count = statement.parameter_count();
-        let mut rows = statement.query(&params[..count]).map_err(fail)?;
-        let mut count = 0;
-        while let Some(row) = rows.next().map_err(fail)? {
-            let row = decode(path, shape, row, scan).map_err(|e| match e {
-                Decode::Sql(e) => fail(e),
-                Decode::Store(e) => e,
-            })?;
-            f(row)?;
-            count += 1;
-        }
-        Ok(count)
+        let rows = statement.query(&params[..count]).map_err(fail)?;
+        stream(path, shape, scan, rows, fail, f)
     }
 
     /// The slice of about `rows` rows that follows `previous` in the scan order of `shape` (the first
@@ -228,8 +219,8 @@ impl Store {
         from: &str,
         limit: usize,
         only: &[String],
-        mut f: F,
-    ) -> Result<usize, E>
+        f: F,
+    ) -> Result<u64, E>
     where
         F: FnMut(RowRef<'_>) -> Result<(), E>,
         E: From<StoreError>,
@@ -244,18 +235,8 @@ impl Store {
             )
             .map_err(fail)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = statement.query((instance, entity_type, from, limit)).map_err(fail)?;
-        let mut count = 0;
-        while let Some(row) = rows.next().map_err(fail)? {
-            let scan = Scan { only: Some(only), ..Scan::default() };
-            let row = decode(path, Shape::Entity, row, &scan).map_err(|e| match e {
-                Decode::Sql(e) => fail(e),
-                Decode::Store(e) => e,
-            })?;
-            f(row)?;
-            count += 1;
-        }
-        Ok(count)
+        let rows = statement.query((instance, entity_type, from, limit)).map_err(fail)?;
+        stream(path, Shape::Entity, &Scan { only: Some(only), ..Scan::default() }, rows, fail, f)
     }
 
     /// The attributes of one entity, by primary key; `None` when it is not stored.
@@ -268,6 +249,31 @@ impl Store {
             .map_err(|e| sql_error(path, format!("looking up entity `{entity_type}` `{id}`"), e))?;
         text.map(|t| parse_attributes(path, "entities", &t)).transpose()
     }
+}
+
+/// Decodes the rows of a query and hands each to `f`; returns how many there were.
+fn stream<E, F>(
+    path: &Path,
+    shape: Shape,
+    scan: &Scan<'_>,
+    mut rows: rusqlite::Rows<'_>,
+    fail: impl Fn(rusqlite::Error) -> StoreError,
+    mut f: F,
+) -> Result<u64, E>
+where
+    F: FnMut(RowRef<'_>) -> Result<(), E>,
+    E: From<StoreError>,
+{
+    let mut count = 0;
+    while let Some(row) = rows.next().map_err(&fail)? {
+        let row = decode(path, shape, row, scan).map_err(|e| match e {
+            Decode::Sql(e) => fail(e),
+            Decode::Store(e) => e,
+        })?;
+        f(row)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// How a [`Store::scan`] narrows the rows it yields.
