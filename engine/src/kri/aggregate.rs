@@ -416,7 +416,7 @@ fn signature(aggregate: &Aggregate) -> String {
 fn field_value<'r>(row: &'r RowRef<'_>, name: &str) -> Option<Cow<'r, serde_json::Value>> {
     match row.field(name) {
         Some(value) => Some(Cow::Owned(value)),
-        None => row.attributes.get(name).map(Cow::Borrowed),
+        None => row.attribute(name).map(Cow::Borrowed),
     }
 }
 

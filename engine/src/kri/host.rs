@@ -267,7 +267,7 @@ impl<'a> Host<'a> {
                     let mut rows = Vec::with_capacity(WINDOW_ROWS);
                     self.store
                         .entities_from(self.instance, entity_type, from, WINDOW_ROWS, &only, |row| {
-                            let value = row.field(attribute).or_else(|| row.attributes.get(attribute).cloned());
+                            let value = row.field(attribute).or_else(|| row.attribute(attribute).cloned());
                             if let crate::store::Fields::Entity { id, .. } = row.fields {
                                 rows.push((id.to_string(), value.map_or(Value::Empty, |v| expr::from_json(&v))));
                             }
@@ -316,7 +316,7 @@ impl<'a> Host<'a> {
         let only = [attribute.to_string()];
         self.store
             .scan(self.instance, Shape::Entity, entity_type, &Scan { only: Some(&only), ..Scan::default() }, |row| {
-                let value = row.field(attribute).or_else(|| row.attributes.get(attribute).cloned());
+                let value = row.field(attribute).or_else(|| row.attribute(attribute).cloned());
                 if let Some(value) = value.filter(|v| !v.is_null())
                     && let crate::store::Fields::Entity { id, .. } = row.fields
                 {
@@ -519,7 +519,7 @@ impl RowScope<'_> {
         if let Some(value) = self.row.field(name) {
             key.push(b'f');
             encode_json(&value, key);
-        } else if let Some(value) = self.row.attributes.get(name) {
+        } else if let Some(value) = self.row.attribute(name) {
             key.push(b'a');
             encode_json(value, key);
         } else if name.starts_with("config.") {
@@ -592,7 +592,7 @@ impl RowScope<'_> {
         if let Some(value) = self.row.field(name) {
             return Some(expr::from_json(&value));
         }
-        if let Some(value) = self.row.attributes.get(name) {
+        if let Some(value) = self.row.attribute(name) {
             return Some(expr::from_json(value));
         }
         if name.starts_with("config.") {

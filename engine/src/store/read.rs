@@ -281,7 +281,9 @@ where
 pub struct Scan<'a> {
     /// Only rows whose time field is at or after this (ms).
     pub since: Option<i64>,
-    /// Only these attributes are decoded; the rows' other attributes read as absent. `None`: all.
+    /// Only these attributes are decoded, into [`RowRef::picked`] (read them with
+    /// [`RowRef::attribute`]); the rows' other attributes read as absent. `None`: all, into
+    /// [`RowRef::attributes`].
     pub only: Option<&'a [String]>,
     /// Only the rows of this slice (see [`Store::next_slice`]).
     pub slice: &'a Slice,
@@ -307,16 +309,18 @@ impl From<rusqlite::Error> for Decode {
     }
 }
 
-fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'_>) -> Result<RowRef<'r>, Decode> {
+fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'r>) -> Result<RowRef<'r>, Decode> {
     let text = |i: usize| -> Result<&'r str, Decode> { Ok(row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
     let mut attributes_text = "";
+    let mut picked = Vec::new();
     let mut attributes = |i: usize, table: &str| -> Result<Attributes, Decode> {
         attributes_text = text(i)?;
         match scan.only {
-            _ if scan.text_only => check_attributes(path, table, attributes_text).map(|()| Attributes::new()),
-            None => parse_attributes(path, table, attributes_text),
-            Some(names) => parse_some_attributes(path, table, attributes_text, names),
+            _ if scan.text_only => check_attributes(path, table, attributes_text),
+            None => return parse_attributes(path, table, attributes_text).map_err(Decode::Store),
+            Some(names) => pick_attributes(path, table, attributes_text, names).map(|p| picked = p),
         }
+        .map(|()| Attributes::new())
         .map_err(Decode::Store)
     };
     let (fields, attributes, resource) = match shape {
@@ -369,7 +373,7 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'_>) -
             )
         }
     };
-    Ok(RowRef { fields, attributes, attributes_text, resource })
+    Ok(RowRef { fields, attributes, picked, attributes_text, resource })
 }
 
 /// That the text is a JSON object, without building it.
@@ -395,8 +399,14 @@ fn parse_attributes(path: &Path, table: &str, text: &str) -> Result<Attributes> 
     serde_json::from_str(text).map_err(|e| corrupt(path, format!("{table}.attributes"), e))
 }
 
-/// The attributes named in `names` only; the others are skipped without being built.
-fn parse_some_attributes(path: &Path, table: &str, text: &str, names: &[String]) -> Result<Attributes> {
+/// The attributes named in `names` only, each under its name in `names` (nothing is allocated for a
+/// name); the others are skipped without being built.
+fn pick_attributes<'n>(
+    path: &Path,
+    table: &str,
+    text: &str,
+    names: &'n [String],
+) -> Result<Vec<(&'n str, serde_json::Value)>> {
     use serde::de::DeserializeSeed;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let attributes = Only(names).deserialize(&mut deserializer).and_then(|a| deserializer.end().map(|_| a));
@@ -406,25 +416,27 @@ fn parse_some_attributes(path: &Path, table: &str, text: &str, names: &[String])
 /// Deserializes a JSON object into the members whose names it lists.
 struct Only<'n>(&'n [String]);
 
-impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
-    type Value = Attributes;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Attributes, D::Error> {
+impl<'de, 'n> serde::de::DeserializeSeed<'de> for Only<'n> {
+    type Value = Vec<(&'n str, serde_json::Value)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Only<'_> {
-    type Value = Attributes;
+impl<'de, 'n> serde::de::Visitor<'de> for Only<'n> {
+    type Value = Vec<(&'n str, serde_json::Value)>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an object of attributes")
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Attributes, A::Error> {
-        let mut kept = Attributes::new();
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut kept = Vec::with_capacity(self.0.len());
         while let Some(Name(name)) = map.next_key()? {
-            if self.0.iter().any(|wanted| *wanted == name) {
-                kept.insert(name.into_owned(), map.next_value()?);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+            match self.0.iter().find(|wanted| **wanted == name) {
+                // Keys are unique in stored attributes (they are written from a map).
+                Some(wanted) => kept.push((wanted.as_str(), map.next_value()?)),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
         Ok(kept)

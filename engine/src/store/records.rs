@@ -160,7 +160,11 @@ pub enum Fields<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowRef<'a> {
     pub fields: Fields<'a>,
+    /// Every attribute, when the scan decoded them all; empty after a narrowed scan (see `picked`).
     pub attributes: Attributes,
+    /// After a scan narrowed to some attributes ([`Scan::only`](super::Scan)): those of them the row
+    /// has, by name. [`RowRef::attribute`] reads either.
+    pub picked: Vec<(&'a str, Value)>,
     /// The attributes as stored: a JSON object with its keys sorted at every level.
     pub attributes_text: &'a str,
     /// The resource that last wrote the row.
@@ -175,6 +179,14 @@ impl RowRef<'_> {
             Fields::Metric { .. } => Shape::Metric,
             Fields::Edge { .. } => Shape::Edge,
             Fields::Distribution { .. } => Shape::Distribution,
+        }
+    }
+
+    /// An attribute by name, whether the scan decoded all of them or picked some.
+    pub fn attribute(&self, name: &str) -> Option<&Value> {
+        match self.picked.iter().find(|(picked, _)| *picked == name) {
+            Some((_, value)) => Some(value),
+            None => self.attributes.get(name),
         }
     }
 
