@@ -221,8 +221,9 @@ impl<'s> Plan<'s> {
                 .map(|_| {
                     scope.spawn(|| match path.exists().then(|| Store::open(path)) {
                         Some(Ok(own)) if same_store(&own) => {
-                            // A scan reads each page once: a small cache keeps a helper's memory small.
-                            own.set_cache_kib(HELPER_CACHE_KIB)?;
+                            // A scan reads each page once: a small cache keeps a helper's memory small
+                            // (and a helper works as well without it).
+                            let _ = own.set_cache_kib(HELPER_CACHE_KIB);
                             work(&own)
                         }
                         // A helper that cannot read the store leaves its share to the others.
