@@ -551,3 +551,85 @@ async fn okta_pages_through_link_headers() {
     let logs = server.requests_to("/api/v1/logs");
     assert_eq!(logs[0].param("since").as_deref(), Some("2025-06-23T12:00:00.000Z"));
 }
+
+/// An `engine` process killed while it waits for a page: the next run continues from the last committed
+/// page and ends with the same rows as a run that was never interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_resumes_and_ends_like_an_uninterrupted_run() {
+    let (store, path) = temp_store("killed");
+    drop(store);
+    // Page 2 of the users is held back while this is set (at most 10 s).
+    let hold = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gate = hold.clone();
+    let server = Server::start(tenant(move |seen, _| {
+        if seen.path == "/v1.0/users" && seen.param("$skiptoken").is_some() {
+            tokio::task::block_in_place(|| {
+                for _ in 0..200 {
+                    if !gate.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+        }
+        None
+    }))
+    .await;
+    let config_path = path.with_file_name("config.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "instance: contoso\nconfig:\n  tenant_id: {TENANT}\n  client_id: 11111111-2222-3333-4444-555555555555\n  \
+             client_secret: {{ env: TEST_SECRET }}\n  graph_base_url: {0}/v1.0\n  login_base_url: {0}\n  \
+             resources: [users]\n",
+            server.base
+        ),
+    )
+    .expect("config written");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("run")
+        .arg(crate::repo_path("specs/entra-id.yaml"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--store")
+        .arg(&path)
+        .args(["--now", "2025-06-30T12:00:00Z"])
+        .env("TEST_SECRET", "s3cret-value")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("engine starts");
+    // Kill it once page 1 is committed, while it waits for page 2.
+    let mut committed = 0;
+    for _ in 0..200 {
+        if path.exists() {
+            let other = Store::open(&path).expect("another connection");
+            committed = rows(&other, Shape::Entity, "entra_user").len();
+            if committed > 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("killed");
+    let _ = child.wait();
+    hold.store(false, Ordering::SeqCst);
+    assert_eq!(committed, 2, "page 1 was committed before the kill");
+
+    let spec = spec("entra-id");
+    let config = entra_config(&spec, &server.base, "  resources: [users]\n");
+    let mut store = Store::open(&path).expect("store");
+    let second = run(&spec, &config, &mut store, options()).await.expect("run");
+    assert_eq!(second.status, RunStatus::Ok, "{second:#?}");
+    let user_pages: Vec<Option<String>> =
+        server.requests_to("/v1.0/users").iter().map(|r| r.param("$skiptoken")).collect();
+    let p2 = Some("p2".to_string());
+    assert_eq!(
+        user_pages,
+        [None, p2.clone(), p2],
+        "the killed process asked for pages 1 and 2, the next run for page 2"
+    );
+    let (mut clean, _) = temp_store("killed-clean");
+    run(&spec, &config, &mut clean, options()).await.expect("clean run");
+    assert_eq!(rows(&store, Shape::Entity, "entra_user"), rows(&clean, Shape::Entity, "entra_user"));
+}
