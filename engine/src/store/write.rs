@@ -351,8 +351,13 @@ impl Store {
 
     /// Commits the open batch, if any: what was written is durable and visible to other connections.
     pub fn flush(&mut self) -> Result<()> {
-        if self.batch.take().is_some() {
-            self.conn.execute_batch("COMMIT").map_err(|e| sql_error(&self.path, "committing written pages", e))?;
+        if self.batch.take().is_some()
+            && let Err(e) = self.conn.execute_batch("COMMIT")
+        {
+            // What cannot be committed is dropped whole (its cursors with it), and the connection is ready
+            // for the next write.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(sql_error(&self.path, "committing written pages", e));
         }
         Ok(())
     }
