@@ -9,7 +9,9 @@ use crate::expr::{self, Value as ExprValue};
 use crate::http::{ClientSettings, HttpClient, HttpError, Request, ResolvedAuth, Response};
 use crate::map::{self, MapContext, Mapped};
 use crate::model::{Auth, CursorFormat, Incremental, Resource, Spec, StatusAction, StatusRule};
-use crate::store::{BATCH_WINDOW, PageWrite, ResourceReport, ResourceStatus, Store, SyncState};
+use crate::store::{
+    BATCH_WINDOW, BackgroundWriter, PageOutcome, PageWrite, ResourceReport, ResourceStatus, Store, SyncState,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -149,6 +151,8 @@ impl ResourceJob<'_> {
             report.warnings.push("continuing the enumeration an interrupted run left unfinished".into());
         }
 
+        // Pages are written on the store's own thread while the next one is fetched and mapped.
+        let mut writer = store.background()?;
         let mut fallback: Option<usize> = None;
         let mut max_cursor: Option<(i64, String)> = None;
         let chains: Vec<Option<&Value>> = match parents {
@@ -172,7 +176,16 @@ impl ResourceJob<'_> {
                 }
                 let start = if parents.is_none() { resume.as_ref().map(|(u, _, p)| (u.clone(), *p)) } else { None };
                 end = self
-                    .chain(store, *parent, window.as_ref(), fallback, start, &mut report, &mut kept, &mut max_cursor)
+                    .chain(
+                        &mut writer,
+                        *parent,
+                        window.as_ref(),
+                        fallback,
+                        start,
+                        &mut report,
+                        &mut kept,
+                        &mut max_cursor,
+                    )
                     .await?;
                 match end {
                     ChainEnd::Done => {}
@@ -209,14 +222,17 @@ impl ResourceJob<'_> {
                     }
                     (None, _) => Some(SyncState { cursor: None, cursor_ms: None, resume: None }),
                 };
-                store.write_page(&PageWrite {
-                    instance: self.config.instance.clone(),
-                    run_id: self.run_id.to_string(),
-                    resource: name.clone(),
-                    now: self.now_ms,
-                    rows: Vec::new(),
-                    state,
-                })?;
+                let previous = writer
+                    .write_page(PageWrite {
+                        instance: self.config.instance.clone(),
+                        run_id: self.run_id.to_string(),
+                        resource: name.clone(),
+                        now: self.now_ms,
+                        rows: Vec::new(),
+                        state,
+                    })
+                    .await?;
+                self.settled(previous, &mut report);
             }
             ChainEnd::NotApplicable(message) => {
                 report.status = ResourceStatus::NotApplicable;
@@ -240,7 +256,19 @@ impl ResourceJob<'_> {
                 report.warnings.push("stopped before the end; the next run continues".into());
             }
         }
+        let last = writer.finish().await?;
+        self.settled(last, &mut report);
         Ok(Outcome { report, records: kept, full_sync_complete, interrupted, auth_failed })
+    }
+
+    /// Counts a page whose write has ended, once its outcome is back from the writer.
+    fn settled(&self, outcome: Option<PageOutcome>, report: &mut ResourceReport) {
+        if let Some(outcome) = outcome {
+            report.written += outcome.written;
+            if let Some(observer) = self.observer {
+                observer.page_committed(&self.resource.name, report.pages, report.records);
+            }
+        }
     }
 
     fn request_scope<'s>(&'s self, parent: Option<&'s Value>, cursor: Option<String>) -> RequestScope<'s> {
@@ -296,7 +324,7 @@ impl ResourceJob<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn chain(
         &self,
-        store: &mut Store,
+        writer: &mut BackgroundWriter<'_>,
         parent: Option<&Value>,
         window: Option<&Window>,
         fallback: Option<usize>,
@@ -368,7 +396,8 @@ impl ResourceJob<'_> {
                 Ok(joined) => joined,
                 Err(_) => {
                     // The API is slow: commit what was written rather than hold the write lock while waiting.
-                    store.flush()?;
+                    let previous = writer.flush().await?;
+                    self.settled(previous, report);
                     request.await
                 }
             };
@@ -467,6 +496,10 @@ impl ResourceJob<'_> {
                 }
             }
             report.records += records.len() as u64;
+            // Only the rows are needed from here on: free the page before waiting for the previous write.
+            drop(records);
+            drop(body);
+            drop(response);
             report.skipped += u64::from(mapped.skipped);
             for warning in mapped.warnings {
                 if report.warnings.len() < 20 && !report.warnings.contains(&warning) {
@@ -482,19 +515,18 @@ impl ResourceJob<'_> {
                 }),
                 _ => None,
             };
-            let outcome = store.write_page(&PageWrite {
-                instance: self.config.instance.clone(),
-                run_id: self.run_id.to_string(),
-                resource: resource.name.clone(),
-                now: self.now_ms,
-                rows: mapped.rows,
-                state,
-            })?;
+            let previous = writer
+                .write_page(PageWrite {
+                    instance: self.config.instance.clone(),
+                    run_id: self.run_id.to_string(),
+                    resource: resource.name.clone(),
+                    now: self.now_ms,
+                    rows: mapped.rows,
+                    state,
+                })
+                .await?;
             report.pages += 1;
-            report.written += outcome.written;
-            if let Some(observer) = self.observer {
-                observer.page_committed(&resource.name, report.pages, report.records);
-            }
+            self.settled(previous, report);
             if let Some(message) = refused {
                 return Ok(ChainEnd::Failed(message));
             }

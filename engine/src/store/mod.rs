@@ -9,6 +9,9 @@
 //!   commit rewrites every index page the rows touched, so one commit per page of random ids spent
 //!   most of a sync rewriting the same pages. [`Store::flush`] commits at once; every other write, and
 //!   closing the store, does too;
+//! - [`Store::background`] lends the store to a writer thread while a resource is read, so one page is
+//!   written while the next is mapped; writes keep their order and each page's outcome comes back before
+//!   the next page is queued;
 //! - writing a row identical to the stored one changes nothing but the run that last saw it, so re-running
 //!   a sync reports zero writes and leaves `updated_at` alone;
 //! - events are one row per (instance, name, key), whatever the number of times they are fetched;
@@ -29,6 +32,8 @@
 //! compared and marked seen); streaming the 300,000 rows back takes 0.22 s. Reproduce with
 //! `cargo test --release --lib store::tests::throughput -- --ignored --nocapture`.
 
+mod background;
+pub use background::BackgroundWriter;
 mod error;
 mod json;
 mod read;

@@ -892,3 +892,64 @@ fn slices_cover_every_row_once_and_keep_equal_times_together() {
     assert_eq!(cut(Shape::Edge, "has_member", None).concat().len(), 1);
     assert_eq!(cut(Shape::Entity, "nobody", None), vec![Vec::new()]);
 }
+
+#[tokio::test]
+async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_store_back() {
+    let temp = Temp::new("background");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let user = |i: u32, name: &str| {
+        with_state(
+            page("acme", &run, "users", 1_000, vec![entity("user", &format!("u{i}"), json!({ "name": name }))]),
+            &format!("c{i}"),
+            None,
+        )
+    };
+    let mut writer = store.background().unwrap();
+    // Each call returns the outcome of the page before it; the last one comes from `finish`.
+    assert_eq!(writer.write_page(user(1, "ada")).await.unwrap(), None);
+    assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
+    // The same key again, changed: written after the page before it, so the later value wins.
+    assert_eq!(writer.write_page(user(1, "ada2")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
+    assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
+    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 0, unchanged: 1 }));
+
+    // The store is back, the batch still open on it; what was written reads back in full.
+    let rows = rows(&store, "acme", Shape::Entity, "user");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].1["name"], json!("ada2"));
+    assert_eq!(store.sync_state("acme", "users").unwrap().unwrap().state.cursor.as_deref(), Some("c2"));
+    let committed = || -> i64 { temp.raw().query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap() };
+    assert_eq!(committed(), 0, "pages wait in the open batch");
+    store.flush().unwrap();
+    assert_eq!(committed(), 2);
+}
+
+#[tokio::test]
+async fn the_background_writer_refuses_bad_pages_reports_write_errors_and_flushes_on_request() {
+    let temp = Temp::new("background-errors");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let raw = temp.raw();
+    let committed = || -> i64 { raw.query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap() };
+    let mut writer = store.background().unwrap();
+    writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u1", json!({}))])).await.unwrap();
+
+    // A row that cannot be stored is refused before it is queued; the page before it is unaffected.
+    let bad = page("acme", &run, "users", 1_000, vec![entity("user", "", json!({}))]);
+    assert!(matches!(writer.write_page(bad).await, Err(StoreError::Row { index: 0, .. })));
+    assert_eq!(writer.flush().await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
+    assert_eq!(committed(), 1);
+
+    // A failure only SQLite sees (a run that is not running) comes back with the page's outcome.
+    let stray = page("acme", "no-such-run", "users", 1_000, vec![entity("user", "u2", json!({}))]);
+    assert_eq!(writer.write_page(stray).await.unwrap(), None);
+    assert!(matches!(writer.settle().await, Err(StoreError::UnknownRun { .. })));
+
+    // Dropped without `finish`, the writer still gives the store back, which keeps working.
+    writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u3", json!({}))])).await.unwrap();
+    drop(writer);
+    store.flush().unwrap();
+    assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u1", "u3"]);
+    assert_eq!(committed(), 2);
+}

@@ -248,6 +248,37 @@ pub(super) struct Batch {
     opened: Instant,
 }
 
+fn page_op(page: &PageWrite) -> String {
+    format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance)
+}
+
+/// A page's rows checked and turned into the texts stored ([`check_row`]), in the order they are written.
+/// Making it needs no connection, so it can be done while another page is being written.
+pub(super) struct PreparedPage {
+    order: Vec<usize>,
+    checked: Vec<Checked>,
+}
+
+impl PreparedPage {
+    /// Refuses the page whole, naming the first row that cannot be stored.
+    pub(super) fn new(path: &Path, page: &PageWrite) -> Result<PreparedPage> {
+        let order = write_order(&page.rows);
+        let mut checked = Vec::with_capacity(order.len());
+        for &index in &order {
+            let row = &page.rows[index];
+            let texts = check_row(row).map_err(|reason| StoreError::Row {
+                path: path.to_path_buf(),
+                op: page_op(page),
+                index,
+                row: row.describe(),
+                reason,
+            })?;
+            checked.push(texts);
+        }
+        Ok(PreparedPage { order, checked })
+    }
+}
+
 impl Store {
     /// Writes a page's rows and, if given, the sync state that follows them, within the open batch (a
     /// write transaction, begun when none is open). The batch commits after [`BATCH_PAGES`] pages, with
@@ -259,21 +290,14 @@ impl Store {
     /// failure of SQLite itself (disk full) rolls the batch back, cursors included, so the store stays
     /// consistent and the next run fetches those pages again.
     pub fn write_page(&mut self, page: &PageWrite) -> Result<PageOutcome> {
-        let op = format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance);
+        let prepared = PreparedPage::new(&self.path, page)?;
+        self.write_prepared(page, &prepared)
+    }
+
+    /// [`Store::write_page`] for a page checked beforehand, possibly on another thread.
+    pub(super) fn write_prepared(&mut self, page: &PageWrite, prepared: &PreparedPage) -> Result<PageOutcome> {
+        let op = page_op(page);
         let path = self.path.clone();
-        let order = write_order(&page.rows);
-        let mut checked = Vec::with_capacity(order.len());
-        for &index in &order {
-            let row = &page.rows[index];
-            let texts = check_row(row).map_err(|reason| StoreError::Row {
-                path: path.clone(),
-                op: op.clone(),
-                index,
-                row: row.describe(),
-                reason,
-            })?;
-            checked.push(texts);
-        }
         if self.batch.is_none() {
             self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| sql_error(&path, op.as_str(), e))?;
             self.batch = Some(Batch { pages: 0, opened: Instant::now() });
@@ -286,7 +310,7 @@ impl Store {
             }
             return Err(e);
         }
-        match self.write_in_batch(page, &order, &checked, &op) {
+        match self.write_in_batch(page, &prepared.order, &prepared.checked, &op) {
             Ok(outcome) => {
                 let batch = self.batch.as_mut().expect("a batch is open");
                 batch.pages += 1;
