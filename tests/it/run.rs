@@ -33,16 +33,46 @@ fn entra_config(spec: &Spec, base: &str, extra: &str) -> RunConfig {
     .unwrap_or_else(|d| panic!("config: {d:?}"))
 }
 
-fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
+/// A test's own directory under the temp dir, removed with everything in it when the test ends.
+struct TempDir {
+    store: std::path::PathBuf,
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::PathBuf;
+    /// The store file's path.
+    fn deref(&self) -> &std::path::PathBuf {
+        &self.store
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.store
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.store.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.store.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh store in a directory of its own; keep the second value alive as long as the store is used.
+fn temp_store(name: &str) -> (Store, TempDir) {
     let dir = std::env::temp_dir().join(format!("engine-run-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("store.db");
-    (Store::open(&path).expect("store"), path)
-}
-
-fn temp_store_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("engine-run-test-{}-{name}", std::process::id())).join("store.db")
+    (Store::open(&path).expect("store"), TempDir { store: path })
 }
 
 fn options() -> RunOptions {
@@ -186,7 +216,7 @@ fn status_of(report: &RunReport, resource: &str) -> ResourceStatus {
 #[tokio::test]
 async fn a_healthy_tenant_syncs_every_resource_with_one_token() {
     let server = Server::start(tenant(|_, _| None)).await;
-    let (mut store, _) = temp_store("healthy");
+    let (mut store, _dir) = temp_store("healthy");
     let report = entra_run(&server, &mut store, "").await;
     assert_eq!(report.status, RunStatus::Ok, "{report:#?}");
     let tokens = server.requests_to("/oauth2/v2.0/token");
@@ -251,7 +281,7 @@ async fn a_healthy_tenant_syncs_every_resource_with_one_token() {
 #[tokio::test]
 async fn the_resources_allowlist_limits_what_is_read() {
     let server = Server::start(tenant(|_, _| None)).await;
-    let (mut store, _) = temp_store("allowlist");
+    let (mut store, _dir) = temp_store("allowlist");
     let report = entra_run(&server, &mut store, "  resources: [users]\n").await;
     assert_eq!(report.resources.iter().map(|r| r.resource.as_str()).collect::<Vec<_>>(), ["users"]);
     assert!(server.requests().iter().all(|r| r.path.contains("/token") || r.path == "/v1.0/users"));
@@ -260,7 +290,7 @@ async fn the_resources_allowlist_limits_what_is_read() {
 #[tokio::test]
 async fn a_second_run_is_incremental_and_changes_nothing() {
     let server = Server::start(tenant(|_, _| None)).await;
-    let (mut store, _) = temp_store("incremental");
+    let (mut store, _dir) = temp_store("incremental");
     entra_run(&server, &mut store, "").await;
     let second = entra_run(&server, &mut store, "").await;
     assert_eq!(second.status, RunStatus::Ok);
@@ -285,7 +315,7 @@ async fn events_before_the_window_are_dropped_on_the_client() {
         })
     }))
     .await;
-    let (mut store, _) = temp_store("client-filter");
+    let (mut store, _dir) = temp_store("client-filter");
     entra_run(&server, &mut store, "").await;
     let keys: Vec<Value> = rows(&store, Shape::Event, "entra_signin_event").iter().map(|e| e["key"].clone()).collect();
     assert!(!keys.contains(&json!("s0")), "a record older than the window is dropped even when the API sends it");
@@ -294,7 +324,7 @@ async fn events_before_the_window_are_dropped_on_the_client() {
 #[tokio::test]
 async fn the_lookback_is_capped_by_the_retention() {
     let server = Server::start(tenant(|_, _| None)).await;
-    let (mut store, _) = temp_store("cap");
+    let (mut store, _dir) = temp_store("cap");
     entra_run(&server, &mut store, "  signins_lookback_days: 30\n").await;
     let filter = server.requests_to("/auditLogs/signIns")[0].param("$filter").unwrap();
     // 30 days asked; the spec's max_age of 29d23h wins.
@@ -310,7 +340,7 @@ async fn an_off_host_next_link_is_refused_and_never_requested() {
             .then(|| page(users()[..1].to_vec(), Some(format!("{other_base}/v1.0/users?$skiptoken=evil"))))
     }))
     .await;
-    let (mut store, _) = temp_store("offhost");
+    let (mut store, _dir) = temp_store("offhost");
     let report = entra_run(&server, &mut store, "  resources: [users]\n").await;
     assert_eq!(status_of(&report, "users"), ResourceStatus::Failed);
     assert!(report.resource("users").unwrap().warnings.iter().any(|w| w.contains("does not allow")), "{report:#?}");
@@ -332,7 +362,7 @@ async fn throttling_and_unavailability_are_retried() {
         })
     }))
     .await;
-    let (mut store, _) = temp_store("retry");
+    let (mut store, _dir) = temp_store("retry");
     let started = std::time::Instant::now();
     let report = entra_run(&server, &mut store, "  resources: [organization]\n").await;
     assert_eq!(status_of(&report, "organization"), ResourceStatus::Ok, "{report:#?}");
@@ -349,7 +379,7 @@ async fn a_401_mid_run_refreshes_the_token_once() {
             .then(|| Reply::status(401, json!({"error": {"code": "InvalidAuthenticationToken"}})))
     }))
     .await;
-    let (mut store, _) = temp_store("401");
+    let (mut store, _dir) = temp_store("401");
     let report = entra_run(&server, &mut store, "  resources: [users, directory_roles]\n").await;
     assert_eq!(report.status, RunStatus::Ok, "{report:#?}");
     assert_eq!(server.requests_to("/oauth2/v2.0/token").len(), 2, "one mint, one refresh");
@@ -367,7 +397,7 @@ async fn a_refused_token_is_a_fatal_explained_error_without_retries() {
         })
     }))
     .await;
-    let (mut store, _) = temp_store("badsecret");
+    let (mut store, _dir) = temp_store("badsecret");
     let report = entra_run(&server, &mut store, "").await;
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(server.requests_to("/token").len(), 1, "a refused secret is not retried");
@@ -387,14 +417,14 @@ async fn a_malformed_page_fails_the_resource_and_keeps_what_was_committed() {
         })
     }))
     .await;
-    let (mut store, _) = temp_store("malformed");
+    let (mut store, dir) = temp_store("malformed");
     let report = entra_run(&server, &mut store, "  resources: [users]\n").await;
     let users = report.resource("users").unwrap();
     assert_eq!(users.status, ResourceStatus::Failed);
     assert!(users.warnings.iter().any(|w| w.contains("page 2") && w.contains("not valid JSON")), "{users:?}");
     assert_eq!(rows(&store, Shape::Entity, "entra_user").len(), 2, "page 1 stays committed");
-    let (_, path) = (drop(store), temp_store_path("malformed"));
-    let reopened = Store::open(&path).expect("store");
+    drop(store);
+    let reopened = Store::open(&*dir).expect("store");
     assert_eq!(rows(&reopened, Shape::Entity, "entra_user").len(), 2, "committed, not merely written");
 }
 
@@ -447,7 +477,7 @@ async fn an_empty_page_with_a_next_link_does_not_end_paging() {
         })
     }))
     .await;
-    let (mut store, _) = temp_store("empty-page");
+    let (mut store, _dir) = temp_store("empty-page");
     let report = entra_run(&server, &mut store, "  resources: [users]\n").await;
     assert_eq!(report.resource("users").unwrap().records, 3);
 }
@@ -464,7 +494,7 @@ async fn a_tenant_without_premium_licence_degrades_instead_of_failing() {
         }
     }))
     .await;
-    let (mut store, _) = temp_store("nop1");
+    let (mut store, _dir) = temp_store("nop1");
     let report = entra_run(&server, &mut store, "").await;
     assert_eq!(report.status, RunStatus::Degraded, "{report:#?}");
     assert_eq!(status_of(&report, "users"), ResourceStatus::Degraded, "users re-read without signInActivity");
@@ -483,7 +513,7 @@ async fn a_tenant_without_premium_licence_degrades_instead_of_failing() {
 async fn an_interrupted_full_sync_resumes_and_ends_like_an_uninterrupted_one() {
     // Stop after the first page of users; the next run must continue from page 2, not start over.
     let server = Server::start(tenant(|_, _| None)).await;
-    let (mut store, _) = temp_store("resume");
+    let (mut store, _dir) = temp_store("resume");
     let spec = spec("entra-id");
     let config = entra_config(&spec, &server.base, "  resources: [users]\n");
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -498,7 +528,7 @@ async fn an_interrupted_full_sync_resumes_and_ends_like_an_uninterrupted_one() {
     assert_eq!(user_pages, [None, Some("p2".to_string())], "the second run continued at page 2");
     assert_eq!(rows(&store, Shape::Entity, "entra_user").len(), 3, "rows of the interrupted run were kept");
 
-    let (mut clean, _) = temp_store("resume-clean");
+    let (mut clean, _clean_dir) = temp_store("resume-clean");
     run(&spec, &config, &mut clean, options()).await.unwrap();
     assert_eq!(rows(&store, Shape::Entity, "entra_user"), rows(&clean, Shape::Entity, "entra_user"));
 }
@@ -511,7 +541,7 @@ async fn vanished_entities_are_removed_after_a_complete_full_sync() {
         (seen.path == "/v1.0/users" && flag.load(Ordering::SeqCst) == 1).then(|| page(users()[..1].to_vec(), None))
     }))
     .await;
-    let (mut store, _) = temp_store("vanish");
+    let (mut store, _dir) = temp_store("vanish");
     entra_run(&server, &mut store, "  resources: [users]\n").await;
     gone.store(1, Ordering::SeqCst);
     entra_run(&server, &mut store, "  resources: [users]\n").await;
@@ -541,7 +571,7 @@ async fn okta_pages_through_link_headers() {
         server.base
     );
     let config = config::load(&Source::new("c.yaml", text), &spec, &|_| Some("tok".into())).expect("config");
-    let (mut store, _) = temp_store("okta");
+    let (mut store, _dir) = temp_store("okta");
     let report = run(&spec, &config, &mut store, options()).await.expect("run");
     assert_eq!(report.resource("users").unwrap().pages, 2, "{report:#?}");
     let users = rows(&store, Shape::Entity, "okta_user");
@@ -629,7 +659,7 @@ async fn a_killed_process_resumes_and_ends_like_an_uninterrupted_run() {
         [None, p2.clone(), p2],
         "the killed process asked for pages 1 and 2, the next run for page 2"
     );
-    let (mut clean, _) = temp_store("killed-clean");
+    let (mut clean, _clean_dir) = temp_store("killed-clean");
     run(&spec, &config, &mut clean, options()).await.expect("clean run");
     assert_eq!(rows(&store, Shape::Entity, "entra_user"), rows(&clean, Shape::Entity, "entra_user"));
 }

@@ -525,8 +525,8 @@ impl ResourceJob<'_> {
                     state,
                 })
                 .await?;
-            report.pages += 1;
             self.settled(previous, report);
+            report.pages += 1;
             if let Some(message) = refused {
                 return Ok(ChainEnd::Failed(message));
             }
