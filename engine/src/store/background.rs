@@ -1,6 +1,7 @@
 //! Writing pages on a thread of their own: a [`BackgroundWriter`] borrows the store while a resource is
-//! read, so SQLite writes one page while the runner fetches, parses and maps the next. A sync then uses
-//! two cores instead of one; before, writing was more than half of its time, all of it on one thread.
+//! read, so SQLite writes one page while the runner fetches, parses and maps the next. Writing was more
+//! than half of a sync's time, all of it on the runner's thread (what this gains on the project's
+//! machine is in ARCHITECTURE.md).
 //!
 //! The caller gets each page's outcome before the next page is queued (the next page is checked and
 //! turned into stored text first, while the previous one is still being written). So at most one page
@@ -62,12 +63,12 @@ impl Store {
                     Job::Page { page, done } => {
                         let result =
                             catch_unwind(AssertUnwindSafe(|| store.write_prepared(&page.page, &page.prepared)))
-                                .unwrap_or_else(|_| Err(panicked(&store, "writing a page")));
+                                .unwrap_or_else(|_| Err(panicked(&mut store, "writing a page")));
                         let _ = done.send(Written { outcome: result, _page: page });
                     }
                     Job::Flush(done) => {
                         let result = catch_unwind(AssertUnwindSafe(|| store.flush()))
-                            .unwrap_or_else(|_| Err(panicked(&store, "committing written pages")));
+                            .unwrap_or_else(|_| Err(panicked(&mut store, "committing written pages")));
                         let _ = done.send(result);
                     }
                 }
@@ -85,10 +86,13 @@ impl Store {
     }
 }
 
-fn panicked(store: &Store, op: &str) -> StoreError {
+/// A write that panicked may have stopped half-way: its batch is rolled back, so the store stays
+/// consistent and the next run fetches those pages again.
+fn panicked(store: &mut Store, op: &str) -> StoreError {
+    store.abandon_batch();
     StoreError::Invalid {
         op: format!("{op} in the store {}", store.path.display()),
-        problem: "the writer failed unexpectedly; the pages of the open batch were not committed".into(),
+        problem: "the writer failed unexpectedly; the pages of the open batch were rolled back".into(),
     }
 }
 

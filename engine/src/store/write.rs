@@ -373,6 +373,13 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Rolls the open batch back, if any, cursors included: for a write that stopped half-way.
+    pub(super) fn abandon_batch(&mut self) {
+        if self.batch.take().is_some() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// Commits the open batch, if any: what was written is durable and visible to other connections.
     pub fn flush(&mut self) -> Result<()> {
         if self.batch.take().is_some()
