@@ -4,6 +4,7 @@
 //! decision rule C-* of the Entra ID spec has a case here. Then property tests compare every aggregate
 //! with a naive reference on pseudo-random rows, and end-to-end tests cover `engine run` and `engine kri`.
 
+use crate::TempDir;
 use crate::server::{Reply, Server};
 use engine::config::{self, RunConfig};
 use engine::kri::{self, KriOptions, KriResult, KriValue, LookupStrategy};
@@ -13,7 +14,6 @@ use engine::source::Source;
 use engine::store::{Band, KriStatus, PageWrite, ResourceReport, ResourceStatus, Row, RunStatus, Store};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// 2025-06-30T12:00:00Z
@@ -41,28 +41,6 @@ fn entra() -> &'static Spec {
         let path = crate::repo_path("specs/entra-id.yaml");
         engine::validate::validate(&Source::read(&path).expect("spec readable")).spec.expect("spec valid")
     })
-}
-
-/// A fresh directory, removed with everything in it when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("engine-kri-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn store(&self) -> PathBuf {
-        self.0.join("store.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn attributes(value: Value) -> Map<String, Value> {
@@ -277,7 +255,7 @@ impl Tenant {
     /// Writes the tenant into a fresh store, with one run recording every resource's status. The store
     /// lives as long as the directory.
     fn store(&self, name: &str) -> (Store, TempDir) {
-        let dir = TempDir::new(name);
+        let dir = TempDir::new(&format!("kri-test-{name}"));
         let mut store = Store::open(dir.store()).expect("store");
         let run_id = store.begin_run("entra-id", INSTANCE, NOW_MS - 60_000).expect("run");
         for resource in &self.recorded {
@@ -1022,7 +1000,7 @@ fn opt<T: Into<Value>>(v: Option<T>) -> Value {
 }
 
 fn property_store(name: &str, items: &[Item], ticks: &[Tick], links: &[Link]) -> (Store, TempDir) {
-    let dir = TempDir::new(name);
+    let dir = TempDir::new(&format!("kri-test-{name}"));
     let mut store = Store::open(dir.store()).expect("store");
     let run_id = store.begin_run("prop", "p", NOW_MS).expect("run");
     let page = |resource: &str, rows: Vec<Row>| PageWrite {
@@ -1250,7 +1228,7 @@ async fn engine_run_evaluates_kris_even_when_the_sync_fails_entirely() {
         server.base
     );
     let config = config::load(&Source::new("config.yaml", text), spec, &|_| Some("s3cret".into())).expect("config");
-    let dir = TempDir::new("run-failed");
+    let dir = TempDir::new("kri-test-run-failed");
     let mut store = Store::open(dir.store()).expect("store");
     let report =
         run(spec, &config, &mut store, RunOptions { now_ms: NOW_MS, ..RunOptions::default() }).await.expect("run");

@@ -24,3 +24,27 @@ mod server;
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
+
+/// A fresh directory under the temp dir, removed with everything in it when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `engine-<name>-<pid>`, emptied if a previous process with the same id left it behind.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The store file's path in this directory.
+    pub fn store(&self) -> std::path::PathBuf {
+        self.0.join("store.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

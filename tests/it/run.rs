@@ -1,6 +1,7 @@
 //! `engine run` against a scripted loopback API: the Entra ID and Okta specs end to end, and the runtime's
 //! promises (one token, host pinning, retries, status policies, incremental windows, resume).
 
+use crate::TempDir;
 use crate::server::{Reply, Seen, Server};
 use engine::config::{self, RunConfig};
 use engine::model::Shape;
@@ -33,46 +34,10 @@ fn entra_config(spec: &Spec, base: &str, extra: &str) -> RunConfig {
     .unwrap_or_else(|d| panic!("config: {d:?}"))
 }
 
-/// A test's own directory under the temp dir, removed with everything in it when the test ends.
-struct TempDir {
-    store: std::path::PathBuf,
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::PathBuf;
-    /// The store file's path.
-    fn deref(&self) -> &std::path::PathBuf {
-        &self.store
-    }
-}
-
-impl AsRef<std::path::Path> for TempDir {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.store
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for TempDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.store.as_os_str()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.store.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// A fresh store in a directory of its own; keep the second value alive as long as the store is used.
+/// A fresh store in a directory of its own; keep the directory alive as long as the store is used.
 fn temp_store(name: &str) -> (Store, TempDir) {
-    let dir = std::env::temp_dir().join(format!("engine-run-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("store.db");
-    (Store::open(&path).expect("store"), TempDir { store: path })
+    let dir = TempDir::new(&format!("run-test-{name}"));
+    (Store::open(dir.store()).expect("store"), dir)
 }
 
 fn options() -> RunOptions {
@@ -424,7 +389,7 @@ async fn a_malformed_page_fails_the_resource_and_keeps_what_was_committed() {
     assert!(users.warnings.iter().any(|w| w.contains("page 2") && w.contains("not valid JSON")), "{users:?}");
     assert_eq!(rows(&store, Shape::Entity, "entra_user").len(), 2, "page 1 stays committed");
     drop(store);
-    let reopened = Store::open(&*dir).expect("store");
+    let reopened = Store::open(dir.store()).expect("store");
     assert_eq!(rows(&reopened, Shape::Entity, "entra_user").len(), 2, "committed, not merely written");
 }
 
@@ -432,7 +397,8 @@ async fn a_malformed_page_fails_the_resource_and_keeps_what_was_committed() {
 /// committed, so another process sees it (and can write to the file) during the wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_written_before_a_slow_response_are_committed_while_it_is_awaited() {
-    let (mut store, path) = temp_store("slow-page");
+    let (mut store, dir) = temp_store("slow-page");
+    let path = dir.store();
     let seen_during_wait = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (flag, watched) = (seen_during_wait.clone(), path.clone());
     let server = Server::start(tenant(move |seen, _| {
@@ -586,7 +552,8 @@ async fn okta_pages_through_link_headers() {
 /// page and ends with the same rows as a run that was never interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_resumes_and_ends_like_an_uninterrupted_run() {
-    let (store, path) = temp_store("killed");
+    let (store, dir) = temp_store("killed");
+    let path = dir.store();
     drop(store);
     // Page 2 of the users is held back while this is set (at most 10 s).
     let hold = Arc::new(std::sync::atomic::AtomicBool::new(true));
