@@ -546,28 +546,62 @@ fn key_fields(fields: &Fields<'_>) -> Vec<(&'static str, serde_json::Value)> {
 fn export_jsonl(store: &Store, instance: &str, shape: Shape, kind: &str) -> Result<(), crate::store::StoreError> {
     use std::io::Write;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // Exports are large and usually piped: a big buffer means few writes and few wake-ups of the reader.
+    let mut out = std::io::BufWriter::with_capacity(EXPORT_BUFFER, stdout.lock());
     // The stored attributes text is written as it is (it is compact JSON with sorted keys), which is
     // what decoding and encoding it again would give, at a fraction of the cost.
     let scan = Scan { text_only: true, ..Scan::default() };
-    let mut line = String::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut closed = false;
     store.scan(instance, shape, kind, &scan, |row| {
-        let mut keys = serde_json::Map::new();
-        for (name, value) in key_fields(&row.fields) {
-            keys.insert(name.into(), value);
+        if closed {
+            return Ok::<(), crate::store::StoreError>(());
         }
         line.clear();
-        line.push_str(&serde_json::Value::Object(keys).to_string());
-        line.pop();
-        line.push_str(",\"attributes\":");
-        line.push_str(row.attributes_text);
-        line.push('}');
+        write_key_fields(&mut line, &row.fields);
+        line.extend_from_slice(b",\"attributes\":");
+        line.extend_from_slice(row.attributes_text.as_bytes());
+        line.extend_from_slice(b"}\n");
         // A closed pipe (`| head`) ends the export quietly.
-        let _ = writeln!(out, "{line}");
-        Ok::<(), crate::store::StoreError>(())
+        closed = out.write_all(&line).is_err();
+        Ok(())
     })?;
     let _ = out.flush();
     Ok(())
+}
+
+/// Bytes of output gathered before each write to stdout.
+const EXPORT_BUFFER: usize = 256 * 1024;
+
+/// Opens a JSON object with the key fields of a row, in the order [`key_fields`] gives them, written
+/// straight into `out` (a map per row would cost more than the rest of the line).
+fn write_key_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    fn field(out: &mut Vec<u8>, name: &str, value: &impl serde::Serialize) {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        // Writing plain strings and numbers into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    match fields {
+        Fields::Entity { entity_type, id, updated_at } => {
+            field(out, "type", entity_type);
+            field(out, "id", id);
+            field(out, "updated_at", updated_at);
+        }
+        Fields::Event { name, key, start, end } => {
+            field(out, "name", name);
+            field(out, "key", key);
+            field(out, "start", start);
+            field(out, "end", end);
+        }
+        other => {
+            for (name, value) in key_fields(other) {
+                field(out, name, &value);
+            }
+        }
+    }
 }
 
 /// CSV with the key fields, then one column per attribute (non-scalar values as JSON). Two passes over
@@ -584,7 +618,7 @@ fn export_csv(store: &Store, instance: &str, shape: Shape, kind: &str) -> Result
         Ok::<(), crate::store::StoreError>(())
     })?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(EXPORT_BUFFER, stdout.lock());
     let mut header_done = false;
     store.for_each_row(instance, shape, kind, |row| {
         let keys = key_fields(&row.fields);

@@ -3,24 +3,36 @@
 //! than half of a sync's time, all of it on the runner's thread (what this gains on the project's
 //! machine is in ARCHITECTURE.md).
 //!
-//! The caller gets each page's outcome before the next page is queued (the next page is checked and
-//! turned into stored text first, while the previous one is still being written). So at most one page
-//! waits, a page that fails to write stops the resource before anything after it is written, and the
-//! order of writes is the order of calls, exactly as with [`Store::write_page`].
+//! At most [`QUEUED_PAGES`] pages are queued: a page is checked and turned into stored text first, then
+//! the caller waits for the oldest queued page's outcome if the queue is full. A little slack lets the
+//! writer go on while the runner waits for a slow response, and the runner go on while the writer
+//! commits. The order of writes is the order of calls, exactly as with [`Store::write_page`], and once a
+//! page fails to write the writer refuses every page queued after it, so nothing after a failure is
+//! written.
 
 use super::records::{PageOutcome, PageWrite};
 use super::write::PreparedPage;
 use super::{Result, Store, StoreError};
 use rusqlite::Connection;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
+/// Pages queued for the writer at most. Each holds its rows and their stored text (about 1 MB for a page
+/// of 1,000 sign-ins): two kept the writer busy where one left both threads waiting on each other.
+pub const QUEUED_PAGES: usize = 2;
+
 enum Job {
-    Page { page: Box<Queued>, done: oneshot::Sender<Written> },
+    Page {
+        page: Box<Queued>,
+        done: oneshot::Sender<Written>,
+    },
     Flush(oneshot::Sender<Result<()>>),
+    /// The caller has seen a failed write: pages queued from now on are written again.
+    FailureSeen,
 }
 
 /// The store, lent to its writer thread until this value is dropped (or [`BackgroundWriter::finish`]ed),
@@ -31,8 +43,8 @@ pub struct BackgroundWriter<'s> {
     path: PathBuf,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<Store>>,
-    /// The outcome of the page queued last, not yet handed to the caller.
-    pending: Option<oneshot::Receiver<Written>>,
+    /// The outcomes of the pages queued, oldest first, not yet handed to the caller.
+    pending: VecDeque<oneshot::Receiver<Written>>,
 }
 
 struct Queued {
@@ -58,14 +70,25 @@ impl Store {
         let mut store = std::mem::replace(self, Store { conn: stand_in, path: path.clone(), batch: None });
         let (jobs, queue) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+            // Set by a failed write until the caller has seen the failure: the pages queued meanwhile were
+            // meant to follow the failed one, so they are refused rather than written into a new batch.
+            let mut failed = false;
             for job in queue {
                 match job {
                     Job::Page { page, done } => {
-                        let result =
+                        let result = if failed {
+                            Err(StoreError::Invalid {
+                                op: "writing a page".into(),
+                                problem: "not written, because a page before it failed to write".into(),
+                            })
+                        } else {
                             catch_unwind(AssertUnwindSafe(|| store.write_prepared(&page.page, &page.prepared)))
-                                .unwrap_or_else(|_| Err(panicked(&mut store, "writing a page")));
+                                .unwrap_or_else(|_| Err(panicked(&mut store, "writing a page")))
+                        };
+                        failed |= result.is_err();
                         let _ = done.send(Written { outcome: result, _page: page });
                     }
+                    Job::FailureSeen => failed = false,
                     Job::Flush(done) => {
                         let result = catch_unwind(AssertUnwindSafe(|| store.flush()))
                             .unwrap_or_else(|_| Err(panicked(&mut store, "committing written pages")));
@@ -76,9 +99,13 @@ impl Store {
             store
         });
         match spawned {
-            Ok(thread) => {
-                Ok(BackgroundWriter { home: self, path, jobs: Some(jobs), thread: Some(thread), pending: None })
-            }
+            Ok(thread) => Ok(BackgroundWriter {
+                home: self,
+                path,
+                jobs: Some(jobs),
+                thread: Some(thread),
+                pending: VecDeque::new(),
+            }),
             Err(e) => {
                 Err(StoreError::Invalid { op: "starting the store's writer thread".into(), problem: e.to_string() })
             }
@@ -101,28 +128,74 @@ fn stopped(op: &str) -> StoreError {
 }
 
 impl BackgroundWriter<'_> {
-    /// Checks `page` and turns its rows into stored text here, then waits for the page queued before it,
-    /// and queues this one. Returns the outcome of the page before it (`None` for the first page).
-    /// A page that cannot be stored is refused here, whole, as [`Store::write_page`] refuses it.
-    pub async fn write_page(&mut self, page: PageWrite) -> Result<Option<PageOutcome>> {
+    /// Checks `page` and turns its rows into stored text here, then, when [`QUEUED_PAGES`] pages are
+    /// queued already, waits for the oldest of them, and queues this one. Returns the outcome of the page
+    /// waited for (`None` while the queue was not full). A page that cannot be stored is refused here,
+    /// whole, as [`Store::write_page`] refuses it.
+    pub async fn write_page(&mut self, mut page: PageWrite) -> Result<Option<PageOutcome>> {
         let prepared = PreparedPage::new(&self.path, &page)?;
-        let previous = self.settle().await?;
+        // From here the writer needs the stored text, not the attribute maps: a queued page then holds
+        // about a third of the memory.
+        for row in &mut page.rows {
+            drop(std::mem::take(row.attributes_mut()));
+        }
+        let previous = match self.pending.len() >= QUEUED_PAGES {
+            true => self.settle_oldest().await?,
+            false => None,
+        };
         let (done, outcome) = oneshot::channel();
         self.send(Job::Page { page: Box::new(Queued { page, prepared }), done }, "writing a page")?;
-        self.pending = Some(outcome);
+        self.pending.push_back(outcome);
         Ok(previous)
     }
 
-    /// Waits for the page queued last, if any, and returns its outcome.
+    async fn settle_oldest(&mut self) -> Result<Option<PageOutcome>> {
+        let Some(written) = self.pending.pop_front() else { return Ok(None) };
+        let outcome = written.await.map_err(|_| stopped("writing a page"))?.outcome;
+        if outcome.is_err() {
+            // Whatever is still queued is refused; the next page the caller queues is written.
+            self.drain().await;
+        }
+        outcome.map(Some)
+    }
+
+    /// Waits for the pages still queued behind a failed one (the writer refuses them) and tells the
+    /// writer the failure was seen.
+    async fn drain(&mut self) {
+        while let Some(written) = self.pending.pop_front() {
+            let _ = written.await;
+        }
+        let _ = self.send(Job::FailureSeen, "writing a page");
+    }
+
+    /// Waits for every queued page and returns their outcomes added up (`None` when none was queued).
+    /// The first failure is returned; the pages after it were not written.
     pub async fn settle(&mut self) -> Result<Option<PageOutcome>> {
-        match self.pending.take() {
-            Some(written) => written.await.map_err(|_| stopped("writing a page"))?.outcome.map(Some),
-            None => Ok(None),
+        let mut total: Option<PageOutcome> = None;
+        let mut first_error = None;
+        while let Some(written) = self.pending.pop_front() {
+            match written.await.map_err(|_| stopped("writing a page")).and_then(|w| w.outcome) {
+                Ok(outcome) => {
+                    let sum = total.get_or_insert_with(PageOutcome::default);
+                    sum.written += outcome.written;
+                    sum.unchanged += outcome.unchanged;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => {
+                let _ = self.send(Job::FailureSeen, "writing a page");
+                Err(e)
+            }
+            None => Ok(total),
         }
     }
 
-    /// Waits for the page queued last, then commits the open batch ([`Store::flush`]). Returns the
-    /// outcome of that page.
+    /// Waits for every queued page, then commits the open batch ([`Store::flush`]). Returns the outcomes
+    /// of those pages added up.
     pub async fn flush(&mut self) -> Result<Option<PageOutcome>> {
         let previous = self.settle().await?;
         let (done, flushed) = oneshot::channel();
@@ -131,7 +204,7 @@ impl BackgroundWriter<'_> {
         Ok(previous)
     }
 
-    /// Waits for the page queued last and gives the store back. Returns that page's outcome.
+    /// Waits for every queued page and gives the store back. Returns their outcomes added up.
     pub async fn finish(mut self) -> Result<Option<PageOutcome>> {
         self.settle().await
     }
@@ -142,7 +215,7 @@ impl BackgroundWriter<'_> {
 }
 
 impl Drop for BackgroundWriter<'_> {
-    /// Ends the thread once its queue is empty (at most one page) and puts the store back.
+    /// Ends the thread once its queue is empty (at most [`QUEUED_PAGES`] pages) and puts the store back.
     fn drop(&mut self) {
         self.jobs = None;
         if let Some(thread) = self.thread.take()

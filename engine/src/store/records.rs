@@ -74,6 +74,16 @@ impl Row {
         }
     }
 
+    pub(crate) fn attributes_mut(&mut self) -> &mut Attributes {
+        match self {
+            Row::Entity { attributes, .. }
+            | Row::Event { attributes, .. }
+            | Row::Metric { attributes, .. }
+            | Row::Edge { attributes, .. }
+            | Row::Distribution { attributes, .. } => attributes,
+        }
+    }
+
     /// The row's key fields, for error messages: never its attributes, which may hold anything.
     pub(crate) fn describe(&self) -> String {
         match self {

@@ -906,13 +906,14 @@ async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_s
         )
     };
     let mut writer = store.background().unwrap();
-    // Each call returns the outcome of the page before it; the last one comes from `finish`.
+    // Pages queue up to QUEUED_PAGES (two); then each call returns the outcome of the oldest queued page,
+    // and `finish` adds up the outcomes of the rest.
     assert_eq!(writer.write_page(user(1, "ada")).await.unwrap(), None);
-    assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
-    // The same key again, changed: written after the page before it, so the later value wins.
+    assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), None);
+    // The same key again, changed: written after the pages before it, so the later value wins.
     assert_eq!(writer.write_page(user(1, "ada2")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
     assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
-    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 0, unchanged: 1 }));
+    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 1, unchanged: 1 }));
 
     // The store is back, the batch still open on it; what was written reads back in full.
     let rows = rows(&store, "acme", Shape::Entity, "user");
@@ -941,10 +942,25 @@ async fn the_background_writer_refuses_bad_pages_reports_write_errors_and_flushe
     assert_eq!(writer.flush().await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
     assert_eq!(committed(), 1);
 
-    // A failure only SQLite sees (a run that is not running) comes back with the page's outcome.
+    // A failure only SQLite sees (a run that is not running) comes back with the page's outcome, and the
+    // page queued behind it is not written.
     let stray = page("acme", "no-such-run", "users", 1_000, vec![entity("user", "u2", json!({}))]);
     assert_eq!(writer.write_page(stray).await.unwrap(), None);
+    assert_eq!(
+        writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u4", json!({}))])).await.unwrap(),
+        None
+    );
     assert!(matches!(writer.settle().await, Err(StoreError::UnknownRun { .. })));
+
+    // The same when the failure comes back from a full queue.
+    let stray = page("acme", "no-such-run", "users", 1_000, vec![entity("user", "u5", json!({}))]);
+    assert_eq!(writer.write_page(stray).await.unwrap(), None);
+    assert_eq!(
+        writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u6", json!({}))])).await.unwrap(),
+        None
+    );
+    let third = page("acme", &run, "users", 1_000, vec![entity("user", "u7", json!({}))]);
+    assert!(matches!(writer.write_page(third).await, Err(StoreError::UnknownRun { .. })));
 
     // Dropped without `finish`, the writer still gives the store back, which keeps working.
     writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u3", json!({}))])).await.unwrap();
