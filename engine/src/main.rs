@@ -13,13 +13,14 @@ fn main() -> std::process::ExitCode {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts. One arena: the threads take turns rather than each keeping
-/// free memory of its own. Freed pages go back to the system 50 ms after they are no longer used (at
+/// free memory of its own. Freed pages go back to the system 20 ms after they are no longer used (at
 /// once made the system calls cost more than the allocator saved), and the per-thread caches are kept
-/// small. Together they keep peak memory within about 1 MB of glibc's.
+/// small (larger ones were 4 % faster for 1 MB more). Together they keep peak memory within about 1 MB
+/// of glibc's.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static ALLOCATOR_OPTIONS: Options =
-    Options(c"narenas:1,dirty_decay_ms:50,muzzy_decay_ms:0,tcache_max:512,lg_tcache_nslots_mul:-2".as_ptr());
+    Options(c"narenas:1,dirty_decay_ms:20,muzzy_decay_ms:0,tcache_max:256,lg_tcache_nslots_mul:-3".as_ptr());
 
 /// A C string pointer that may be shared: it points at a constant.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

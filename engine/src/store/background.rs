@@ -21,8 +21,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-/// Pages queued for the writer at most. Each holds its rows and their stored text (about 1 MB for a page
-/// of 1,000 sign-ins): two kept the writer busy where one left both threads waiting on each other.
+/// Pages queued for the writer at most. Each holds its rows' key fields and stored text (a few hundred KB
+/// for a page of 1,000 sign-ins): two kept the writer busy where one left both threads waiting on each
+/// other.
 pub const QUEUED_PAGES: usize = 2;
 
 enum Job {
@@ -139,10 +140,7 @@ impl BackgroundWriter<'_> {
         for row in &mut page.rows {
             drop(std::mem::take(row.attributes_mut()));
         }
-        let previous = match self.pending.len() >= QUEUED_PAGES {
-            true => self.settle_oldest().await?,
-            false => None,
-        };
+        let previous = if self.pending.len() >= QUEUED_PAGES { self.settle_oldest().await? } else { None };
         let (done, outcome) = oneshot::channel();
         self.send(Job::Page { page: Box::new(Queued { page, prepared }), done }, "writing a page")?;
         self.pending.push_back(outcome);
