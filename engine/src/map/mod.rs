@@ -233,18 +233,8 @@ fn map_emit(emit: &Emit, record: &Value, cx: &MapContext) -> Result<Option<Row>,
             attributes: Map::new(),
         },
     };
-    *attributes_mut(&mut row) = attributes;
+    *row.attributes_mut() = attributes;
     Ok(Some(row))
-}
-
-fn attributes_mut(row: &mut Row) -> &mut Attributes {
-    match row {
-        Row::Entity { attributes, .. }
-        | Row::Event { attributes, .. }
-        | Row::Metric { attributes, .. }
-        | Row::Edge { attributes, .. }
-        | Row::Distribution { attributes, .. } => attributes,
-    }
 }
 
 /// Maps the key fields of one emit for one record, with every attribute visible.

@@ -9,7 +9,7 @@
 //!   arrive in any order; an interrupted run re-reads the window and events deduplicate by key.
 //! - A full sync killed mid-way resumes from its last committed page, keeping the rows it had already seen.
 //! - Memory does not grow with the size of a collection: one page is parsed and mapped at a time, while
-//!   the next one is fetched and the rows of the one before are written by the store's writer thread
+//!   the next one is fetched and the rows of the two before it are written by the store's writer thread
 //!   ([`crate::store::BackgroundWriter`]).
 //!
 //! This module does not print; progress goes to an [`Observer`], the outcome into the [`RunReport`].

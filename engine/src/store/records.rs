@@ -74,6 +74,7 @@ impl Row {
         }
     }
 
+    /// For the mapper, which fills them in, and the writer, which frees them once they are stored text.
     pub(crate) fn attributes_mut(&mut self) -> &mut Attributes {
         match self {
             Row::Entity { attributes, .. }
