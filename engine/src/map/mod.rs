@@ -87,7 +87,7 @@ mod tests;
 
 use crate::expr::Scope;
 use crate::model::{Emit, EmitFields, FieldMap, MissingPolicy};
-use crate::store::{Attributes, Row};
+use crate::store::Row;
 use field::{RecordScope, resolve, source_text};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
