@@ -443,7 +443,10 @@ impl HttpClient {
         if response.content_length().is_some_and(|length| length > limit) {
             return Err(too_large());
         }
-        let mut body = Vec::new();
+        // Reserved whole when the length is known: growing a page-sized buffer chunk by chunk copies it
+        // several times over.
+        let known = response.content_length().and_then(|length| usize::try_from(length).ok());
+        let mut body = Vec::with_capacity(known.unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());

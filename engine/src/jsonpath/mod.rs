@@ -5,10 +5,15 @@
 //! goes to jsonpath-rust. A path is "singular" when it can match at most one value; a field mapped by a
 //! singular path is a value, by any other path a list.
 
+mod doc;
+
+pub use doc::Doc;
+
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A compiled JSONPath.
@@ -22,7 +27,9 @@ pub struct JsonPath {
 enum Plan {
     /// Only name and index selectors: walk them directly.
     Direct(Vec<Step>),
-    /// Anything else: the general evaluator, and whether the path is singular anyway.
+    /// Names, then one wildcard (`$.value[*]`): where a list of records usually sits.
+    List(Vec<Step>, JpQuery),
+    /// Anything else: the general evaluator.
     General(JpQuery),
 }
 
@@ -77,9 +84,20 @@ impl JsonPath {
                 _ => None,
             })
             .collect();
-        let plan = match direct {
-            Some(steps) => Plan::Direct(steps),
-            None => Plan::General(query),
+        let list = match query.segments.split_last() {
+            Some((Segment::Selector(Selector::Wildcard), names)) => names
+                .iter()
+                .map(|segment| match segment {
+                    Segment::Selector(Selector::Name(name)) => Some(Step::Name(unquote(name))),
+                    _ => None,
+                })
+                .collect::<Option<Vec<Step>>>(),
+            _ => None,
+        };
+        let plan = match (direct, list) {
+            (Some(steps), _) => Plan::Direct(steps),
+            (None, Some(names)) => Plan::List(names, query),
+            (None, None) => Plan::General(query),
         };
         Ok(JsonPath { source: source.to_string(), plan })
     }
@@ -100,7 +118,7 @@ impl JsonPath {
                 Some(Step::Name(name)) => Some(name),
                 _ => None,
             },
-            Plan::General(_) => None,
+            Plan::List(..) | Plan::General(_) => None,
         }
     }
 
@@ -115,23 +133,19 @@ impl JsonPath {
                     Step::Index(_) => None,
                 })
                 .collect(),
-            Plan::General(_) => None,
+            Plan::List(..) | Plan::General(_) => None,
         }
     }
 
     /// For a path of names ending in one wildcard (`$.value[*]`, `$[*]`), the names before it: where a
     /// list of records sits in a document. `None` for any other path.
     pub fn list_names(&self) -> Option<Vec<String>> {
-        let Plan::General(query) = &self.plan else { return None };
-        let (last, names) = query.segments.split_last()?;
-        if !matches!(last, Segment::Selector(Selector::Wildcard)) {
-            return None;
-        }
+        let Plan::List(names, _) = &self.plan else { return None };
         names
             .iter()
-            .map(|segment| match segment {
-                Segment::Selector(Selector::Name(name)) => Some(unquote(name)),
-                _ => None,
+            .map(|step| match step {
+                Step::Name(name) => Some(name.clone()),
+                Step::Index(_) => None,
             })
             .collect()
     }
@@ -140,7 +154,7 @@ impl JsonPath {
     pub fn query<'a>(&self, value: &'a Value) -> Vec<&'a Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value).into_iter().collect(),
-            Plan::General(query) => js_path_process(query, value)
+            Plan::List(_, query) | Plan::General(query) => js_path_process(query, value)
                 .map(|hits| hits.into_iter().map(|hit| hit.val).collect())
                 .unwrap_or_default(),
         }
@@ -150,7 +164,7 @@ impl JsonPath {
     pub fn first<'a>(&self, value: &'a Value) -> Option<&'a Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value),
-            Plan::General(_) => self.query(value).into_iter().next(),
+            Plan::List(..) | Plan::General(_) => self.query(value).into_iter().next(),
         }
     }
 
@@ -159,9 +173,55 @@ impl JsonPath {
     pub fn select(&self, value: &Value) -> Option<Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value).cloned(),
-            Plan::General(_) => Some(Value::Array(self.query(value).into_iter().cloned().collect())),
+            Plan::List(..) | Plan::General(_) => Some(Value::Array(self.query(value).into_iter().cloned().collect())),
         }
     }
+
+    /// [`JsonPath::query`] on a [`Doc`]. Direct paths and lists of records (`$.value[*]` over a list)
+    /// borrow from the document; any other path is evaluated on a `Value` copy of it, which is slower.
+    pub fn query_doc<'d, 'a>(&self, doc: &'d Doc<'a>) -> Vec<Cow<'d, Doc<'a>>> {
+        match &self.plan {
+            Plan::Direct(steps) => walk_doc(steps, doc).map(Cow::Borrowed).into_iter().collect(),
+            Plan::List(names, _) if matches!(walk_doc(names, doc), Some(Doc::Array(_)) | None) => {
+                match walk_doc(names, doc) {
+                    Some(Doc::Array(items)) => items.iter().map(Cow::Borrowed).collect(),
+                    _ => Vec::new(),
+                }
+            }
+            Plan::List(..) | Plan::General(_) => {
+                let value = doc.to_value();
+                self.query(&value).into_iter().map(|hit| Cow::Owned(Doc::from_value(hit).into_static())).collect()
+            }
+        }
+    }
+
+    /// [`JsonPath::first`] on a [`Doc`].
+    pub fn first_doc<'d, 'a>(&self, doc: &'d Doc<'a>) -> Option<Cow<'d, Doc<'a>>> {
+        match &self.plan {
+            Plan::Direct(steps) => walk_doc(steps, doc).map(Cow::Borrowed),
+            Plan::List(..) | Plan::General(_) => self.query_doc(doc).into_iter().next(),
+        }
+    }
+
+    /// [`JsonPath::select`] on a [`Doc`]: the value a field mapping reads, copied out of the document.
+    pub fn select_doc(&self, doc: &Doc) -> Option<Value> {
+        match &self.plan {
+            Plan::Direct(steps) => walk_doc(steps, doc).map(Doc::to_value),
+            Plan::List(..) | Plan::General(_) => {
+                Some(Value::Array(self.query_doc(doc).into_iter().map(|hit| hit.to_value()).collect()))
+            }
+        }
+    }
+}
+
+fn walk_doc<'d, 'a>(steps: &[Step], mut doc: &'d Doc<'a>) -> Option<&'d Doc<'a>> {
+    for step in steps {
+        doc = match step {
+            Step::Name(name) => doc.get(name)?,
+            Step::Index(index) => doc.item(*index)?,
+        };
+    }
+    Some(doc)
 }
 
 fn walk<'a>(steps: &[Step], mut value: &'a Value) -> Option<&'a Value> {
@@ -240,6 +300,42 @@ mod tests {
         assert_eq!(path.query(&doc).len(), 2);
         let records = JsonPath::compile("$.value[*]").unwrap();
         assert_eq!(records.query(&doc), vec![&json!({"id": 1}), &json!({"id": 2})]);
+    }
+
+    #[test]
+    fn documents_read_like_values() {
+        let value = json!({
+            "value": [{"id": 1, "tags": ["a", "b"]}, {"id": 2}],
+            "obj": {"x": 1, "y": 2}, "n": null, "s": "text", "@next.link": "x"
+        });
+        let text = value.to_string();
+        let doc = Doc::parse(text.as_bytes()).unwrap();
+        for path in [
+            "$.value[*]",
+            "$.value[0].id",
+            "$.value[-1]",
+            "$.value[0].tags[1]",
+            "$.obj[*]",
+            "$.n[*]",
+            "$.s[*]",
+            "$.missing[*]",
+            "$.value[*].id",
+            "$..id",
+            "$['@next.link']",
+            "$.value[?@.id > 1]",
+            "$.missing",
+            "$.n",
+        ] {
+            let compiled = JsonPath::compile(path).unwrap();
+            let ours: Vec<Value> = compiled.query_doc(&doc).iter().map(|hit| hit.to_value()).collect();
+            let theirs: Vec<Value> = compiled.query(&value).into_iter().cloned().collect();
+            assert_eq!(ours, theirs, "{path}");
+            assert_eq!(compiled.first_doc(&doc).map(|hit| hit.to_value()), compiled.first(&value).cloned(), "{path}");
+            assert_eq!(compiled.select_doc(&doc), compiled.select(&value), "{path}");
+        }
+        // A list of records borrows from the document.
+        let records = JsonPath::compile("$.value[*]").unwrap().query_doc(&doc);
+        assert!(records.iter().all(|record| matches!(record, Cow::Borrowed(_))));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::MapContext;
 use super::transform;
 use crate::expr::{Part, Scope, Template, Value as ExprValue, from_json, to_json, to_text};
+use crate::jsonpath::Doc;
 use crate::model::{Attribute, FieldMap, FieldSource};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -69,13 +70,12 @@ fn dotted<'v>(mut value: &'v Value, path: &str) -> Option<&'v Value> {
 /// or null. `Err` carries a message (without record data beyond short scalars) for a skip warning.
 pub(super) fn resolve<'a>(
     field: &'a FieldMap,
-    record: &'a Value,
+    record: &Doc,
     scope: &dyn Scope,
 ) -> Result<Option<Cow<'a, Value>>, String> {
     let mut value = match &field.source {
-        // A singular path borrows the record's value; only a transform or the final row copies it.
-        FieldSource::Path(path) if path.is_singular() => path.first(record).map(Cow::Borrowed),
-        FieldSource::Path(path) => path.select(record).map(Cow::Owned),
+        // Only the values a mapping reads are copied out of the record.
+        FieldSource::Path(path) => path.select_doc(record).map(Cow::Owned),
         FieldSource::Template(template) => render(template, scope)?.map(|text| Cow::Owned(Value::String(text))),
         FieldSource::Expr(expr) => match expr.eval(scope) {
             Ok(ExprValue::Empty) => None,

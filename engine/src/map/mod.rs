@@ -86,6 +86,7 @@ mod transform;
 mod tests;
 
 use crate::expr::Scope;
+use crate::jsonpath::Doc;
 use crate::model::{Emit, EmitFields, FieldMap, MissingPolicy};
 use crate::store::Row;
 use field::{RecordScope, resolve, source_text};
@@ -129,13 +130,13 @@ pub struct MapError {
 /// Maps one record through every emit of a resource. See the module documentation for the rules.
 pub fn map_record(emits: &[Emit], record: &Value, cx: &MapContext) -> Result<Mapped, MapError> {
     let mut mapped = Mapped::default();
-    map_record_into(emits, record, cx, &mut mapped)?;
+    map_record_into(emits, &Doc::from_value(record), cx, &mut mapped)?;
     Ok(mapped)
 }
 
 /// [`map_record`] appending to `out`, so a caller can collect a whole page into one [`Mapped`] without a
 /// vector per record. On error, `out` may already hold rows of this record's earlier emits.
-pub fn map_record_into(emits: &[Emit], record: &Value, cx: &MapContext, out: &mut Mapped) -> Result<(), MapError> {
+pub fn map_record_into(emits: &[Emit], record: &Doc, cx: &MapContext, out: &mut Mapped) -> Result<(), MapError> {
     for emit in emits {
         match map_emit(emit, record, cx) {
             Ok(Some(row)) => out.rows.push(row),
@@ -166,7 +167,7 @@ fn map_error(emit: &Emit, field: &str, map: &FieldMap) -> Fail {
 }
 
 /// One emit for one record: `Ok(None)` when `when` is false.
-fn map_emit(emit: &Emit, record: &Value, cx: &MapContext) -> Result<Option<Row>, Fail> {
+fn map_emit(emit: &Emit, record: &Doc, cx: &MapContext) -> Result<Option<Row>, Fail> {
     let mut attributes = Map::with_capacity(emit.attributes.len());
     for (i, attribute) in emit.attributes.iter().enumerate() {
         let scope = RecordScope::new(&attributes, &emit.attributes[..i], cx);
@@ -240,7 +241,7 @@ fn map_emit(emit: &Emit, record: &Value, cx: &MapContext) -> Result<Option<Row>,
 /// Maps the key fields of one emit for one record, with every attribute visible.
 struct Keys<'a, 's, 'c> {
     emit: &'a Emit,
-    record: &'a Value,
+    record: &'a Doc<'a>,
     scope: &'s RecordScope<'s, 'c>,
     now_ms: i64,
 }

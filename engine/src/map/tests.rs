@@ -573,7 +573,7 @@ fn map_record_into_appends() {
     let cx = MapContext { now_ms: NOW, config: &config, parent: None };
     let mut page = Mapped::default();
     for record in [json!({"id": 1}), json!({}), json!({"id": "b"})] {
-        map_record_into(&emits, &record, &cx, &mut page).unwrap();
+        map_record_into(&emits, &Doc::from_value(&record), &cx, &mut page).unwrap();
     }
     assert_eq!((page.rows.len(), page.skipped, page.warnings.len()), (2, 1, 1));
 }

@@ -4,8 +4,8 @@
 //! Guards live here too: a next link that repeats an earlier one and the `max_pages` limit both end the
 //! paging with an error rather than looping forever.
 
+use crate::jsonpath::{Doc, JsonPath};
 use crate::model::Paginate;
-use serde_json::Value;
 use std::collections::HashSet;
 use url::Url;
 
@@ -64,7 +64,7 @@ impl<'a> Pager<'a> {
     pub fn next(
         &mut self,
         current: &Url,
-        body: &Value,
+        body: &Doc,
         link_headers: &[String],
         records: usize,
     ) -> Result<Next, PagingError> {
@@ -82,8 +82,8 @@ impl<'a> Pager<'a> {
         }
         let next = match self.kind {
             Paginate::None => None,
-            Paginate::NextUrl { path, .. } => match path.first(body) {
-                Some(Value::String(link)) if !link.is_empty() => Some(join(current, link)?),
+            Paginate::NextUrl { path, .. } => match path.first_doc(body).as_deref() {
+                Some(Doc::String(link)) if !link.is_empty() => Some(join(current, link)?),
                 _ => None,
             },
             Paginate::LinkHeader { rel, .. } => match link_headers.iter().find_map(|h| link_with_rel(h, rel)) {
@@ -91,10 +91,12 @@ impl<'a> Pager<'a> {
                 None => None,
             },
             Paginate::Cursor { token_path, param, has_more_path, .. } => {
-                let more = has_more_path.as_ref().is_none_or(|p| p.first(body) == Some(&Value::Bool(true)));
-                let token = match token_path.first(body) {
-                    Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
+                let more = has_more_path
+                    .as_ref()
+                    .is_none_or(|p| matches!(p.first_doc(body).as_deref(), Some(Doc::Bool(true))));
+                let token = match token_path.first_doc(body).as_deref() {
+                    Some(Doc::String(t)) if !t.is_empty() => Some(t.to_string()),
+                    Some(Doc::Number(n)) => Some(n.to_string()),
                     _ => None,
                 };
                 match token.filter(|_| more) {
@@ -107,14 +109,14 @@ impl<'a> Pager<'a> {
                 }
             }
             Paginate::Offset { limit, total_path, .. } => {
-                let total = total_path.as_ref().and_then(|p| p.first(body)).and_then(Value::as_u64);
+                let total = total_path.as_ref().and_then(|p| count(p, body));
                 self.offset += u64::from(*limit);
                 let short = records < *limit as usize;
                 let past_total = total.is_some_and(|t| self.offset >= t);
                 (!short && !past_total).then(|| self.numbered_url())
             }
             Paginate::PageNumber { size, total_pages_path, start, .. } => {
-                let total = total_pages_path.as_ref().and_then(|p| p.first(body)).and_then(Value::as_u64);
+                let total = total_pages_path.as_ref().and_then(|p| count(p, body));
                 let short = size.is_some_and(|s| records < s as usize);
                 self.page_number += 1;
                 // Page numbers start at `start`, so the count of pages read so far is `page_number - start`.
@@ -150,6 +152,14 @@ impl<'a> Pager<'a> {
 }
 
 /// Resolves a possibly relative link against the page it came from. Absolute links are kept byte for byte.
+/// A count the body gives at `path` (a total of records or pages), when it is a non-negative integer.
+fn count(path: &JsonPath, body: &Doc) -> Option<u64> {
+    match path.first_doc(body).as_deref() {
+        Some(Doc::Number(n)) => n.as_u64(),
+        _ => None,
+    }
+}
+
 fn join(current: &Url, link: &str) -> Result<Url, PagingError> {
     current.join(link).map_err(|_| PagingError::BadLink(shorten(link)))
 }
@@ -203,6 +213,13 @@ mod tests {
     use crate::jsonpath::JsonPath;
     use serde_json::json;
 
+    /// A response body, as the pager reads it.
+    macro_rules! body {
+        ($($json:tt)+) => {
+            Doc::from_value(&json!($($json)+))
+        };
+    }
+
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
     }
@@ -217,9 +234,9 @@ mod tests {
         let first = url("https://api.example.com/v1/users?$top=2");
         let mut pager = Pager::new(&kind, first.clone());
         let link = "https://api.example.com/v1/users?$top=2&$skiptoken=X%27ab%27";
-        let next = pager.next(&first, &json!({"@next": link, "value": [1, 2]}), &[], 2).unwrap();
+        let next = pager.next(&first, &body!({"@next": link, "value": [1, 2]}), &[], 2).unwrap();
         assert_eq!(next, Next::Page(url(link)));
-        assert_eq!(pager.next(&url(link), &json!({"value": [3]}), &[], 1).unwrap(), Next::Done);
+        assert_eq!(pager.next(&url(link), &body!({"value": [3]}), &[], 1).unwrap(), Next::Done);
     }
 
     #[test]
@@ -227,7 +244,8 @@ mod tests {
         let path = JsonPath::compile("$.next").unwrap();
         let kind = Paginate::NextUrl { path: path.clone(), max_pages: 100, stop_on_empty_page: false };
         let first = url("https://a.example/x");
-        let body = json!({"next": "https://a.example/x?p=2", "items": []});
+        let value = json!({"next": "https://a.example/x?p=2", "items": []});
+        let body = Doc::from_value(&value);
         assert!(matches!(Pager::new(&kind, first.clone()).next(&first, &body, &[], 0).unwrap(), Next::Page(_)));
         let kind = Paginate::NextUrl { path, max_pages: 100, stop_on_empty_page: true };
         assert_eq!(Pager::new(&kind, first.clone()).next(&first, &body, &[], 0).unwrap(), Next::Done);
@@ -239,12 +257,12 @@ mod tests {
             Paginate::NextUrl { path: JsonPath::compile("$.next").unwrap(), max_pages: 3, stop_on_empty_page: false };
         let first = url("https://a.example/x");
         let mut pager = Pager::new(&kind, first.clone());
-        assert_eq!(pager.next(&first, &json!({"next": "https://a.example/x"}), &[], 1), Err(PagingError::Repeats));
+        assert_eq!(pager.next(&first, &body!({"next": "https://a.example/x"}), &[], 1), Err(PagingError::Repeats));
         let mut pager = Pager::new(&kind, first.clone());
         let mut current = first;
         let mut result = Ok(Next::Done);
         for i in 0..3 {
-            result = pager.next(&current, &json!({"next": format!("https://a.example/x?p={i}")}), &[], 1);
+            result = pager.next(&current, &body!({"next": format!("https://a.example/x?p={i}")}), &[], 1);
             if let Ok(Next::Page(u)) = &result {
                 current = u.clone();
             }
@@ -261,7 +279,7 @@ mod tests {
         assert_eq!(link_with_rel(header, "prev"), None);
         let kind = Paginate::LinkHeader { rel: "next".into(), max_pages: 10, stop_on_empty_page: false };
         let first = url("https://a.example/users?limit=2");
-        let next = Pager::new(&kind, first.clone()).next(&first, &json!([1, 2]), &[header.to_string()], 2).unwrap();
+        let next = Pager::new(&kind, first.clone()).next(&first, &body!([1, 2]), &[header.to_string()], 2).unwrap();
         assert_eq!(next, Next::Page(url("https://a.example/users?after=abc&limit=2")));
     }
 
@@ -276,11 +294,11 @@ mod tests {
         };
         let first = url("https://a.example/items?limit=5");
         let mut pager = Pager::new(&kind, first.clone());
-        let next = pager.next(&first, &json!({"meta": {"next": "t1"}}), &[], 5).unwrap();
+        let next = pager.next(&first, &body!({"meta": {"next": "t1"}}), &[], 5).unwrap();
         assert_eq!(next, Next::Page(url("https://a.example/items?limit=5&cursor=t1")));
         assert_eq!(
             pager
-                .next(&url("https://a.example/items?limit=5&cursor=t1"), &json!({"meta": {"next": ""}}), &[], 5)
+                .next(&url("https://a.example/items?limit=5&cursor=t1"), &body!({"meta": {"next": ""}}), &[], 5)
                 .unwrap(),
             Next::Done
         );
@@ -300,10 +318,10 @@ mod tests {
         let first = pager.first_url();
         assert_eq!(first.as_str(), "https://a.example/x?offset=0&limit=2");
         assert_eq!(
-            pager.next(&first, &json!([1, 2]), &[], 2).unwrap(),
+            pager.next(&first, &body!([1, 2]), &[], 2).unwrap(),
             Next::Page(url("https://a.example/x?offset=2&limit=2"))
         );
-        assert_eq!(pager.next(&url("https://a.example/x?offset=2&limit=2"), &json!([3]), &[], 1).unwrap(), Next::Done);
+        assert_eq!(pager.next(&url("https://a.example/x?offset=2&limit=2"), &body!([3]), &[], 1).unwrap(), Next::Done);
 
         let kind = Paginate::PageNumber {
             param: "page".into(),
@@ -316,10 +334,10 @@ mod tests {
         let mut pager = Pager::new(&kind, url("https://a.example/x"));
         let first = pager.first_url();
         assert_eq!(first.as_str(), "https://a.example/x?page=1&per_page=2");
-        let second = pager.next(&first, &json!({"pages": 2}), &[], 2).unwrap();
+        let second = pager.next(&first, &body!({"pages": 2}), &[], 2).unwrap();
         assert_eq!(second, Next::Page(url("https://a.example/x?page=2&per_page=2")));
         assert_eq!(
-            pager.next(&url("https://a.example/x?page=2&per_page=2"), &json!({"pages": 2}), &[], 2).unwrap(),
+            pager.next(&url("https://a.example/x?page=2&per_page=2"), &body!({"pages": 2}), &[], 2).unwrap(),
             Next::Done
         );
     }

@@ -7,6 +7,7 @@ use super::{Observer, RunError};
 use crate::config::{ConfigScope, RunConfig};
 use crate::expr::{self, Value as ExprValue};
 use crate::http::{ClientSettings, HttpClient, HttpError, Request, ResolvedAuth, Response};
+use crate::jsonpath::Doc;
 use crate::map::{self, MapContext, Mapped};
 use crate::model::{Auth, CursorFormat, Incremental, Resource, Spec, StatusAction, StatusRule};
 use crate::store::{
@@ -430,7 +431,7 @@ impl ResourceJob<'_> {
                     None => return Ok(ChainEnd::Failed(self.status_failure(page_index, &response))),
                 }
             }
-            let body: Value = match serde_json::from_slice(&response.body) {
+            let body = match Doc::parse(&response.body) {
                 Ok(body) => body,
                 Err(e) => {
                     return Ok(ChainEnd::Failed(format!(
@@ -438,7 +439,7 @@ impl ResourceJob<'_> {
                     )));
                 }
             };
-            let records = resource.records.query(&body);
+            let records = resource.records.query_doc(&body);
             let links: Vec<String> = response
                 .headers
                 .get_all(reqwest::header::LINK)
@@ -467,7 +468,9 @@ impl ResourceJob<'_> {
                 in_flight = Some(self.spawn(make_request(next_url.clone())));
             }
 
-            let mut mapped = Mapped::default();
+            // Usually one row per record and emit: reserved once rather than regrown through the page.
+            let mut mapped =
+                Mapped { rows: Vec::with_capacity(records.len() * resource.emit.len()), ..Mapped::default() };
             let cx = MapContext { now_ms: self.now_ms, config: &self.scope, parent: alias_parent };
             for record in &records {
                 if let (Some(window), Some(incremental)) = (window, &resource.incremental) {
@@ -492,7 +495,7 @@ impl ResourceJob<'_> {
                     return Ok(ChainEnd::Failed(format!("page {page_index}: {e}")));
                 }
                 if self.keep_records {
-                    kept.push((*record).clone());
+                    kept.push(record.to_value());
                 }
             }
             report.records += records.len() as u64;
@@ -576,10 +579,10 @@ impl ResourceJob<'_> {
 }
 
 /// The record's cursor time in ms, and its text as the API wrote it.
-fn record_time(incremental: &Incremental, record: &Value) -> Option<(i64, String)> {
-    match incremental.cursor.first(record)? {
-        Value::String(text) => expr::parse_timestamp_ms(text).ok().map(|ms| (ms, text.clone())),
-        Value::Number(n) => n.as_i64().map(|ms| (ms, ms.to_string())),
+fn record_time(incremental: &Incremental, record: &Doc) -> Option<(i64, String)> {
+    match incremental.cursor.first_doc(record)?.as_ref() {
+        Doc::String(text) => expr::parse_timestamp_ms(text).ok().map(|ms| (ms, text.to_string())),
+        Doc::Number(n) => n.as_i64().map(|ms| (ms, ms.to_string())),
         _ => None,
     }
 }
