@@ -67,17 +67,15 @@
 //!
 //! # Cost
 //!
-//! JSONPaths are evaluated on the borrowed record and only the values kept are copied; expressions look
-//! up the attribute map being built instead of a per-record copy. Each row still owns its attribute names
-//! and values, as the store's [`Row`] requires.
+//! Records are read as [`Doc`]s, which borrow from the page's text: JSONPaths walk the record in place
+//! and only the values kept are copied into `serde_json::Value`; expressions look up the attribute map
+//! being built instead of a per-record copy. Each row still owns its attribute names and values, as the
+//! store's [`Row`] requires.
 //!
-//! Measured on the project's 2-core machine (release build, other jobs running): a sign-in-like event of
-//! 12 attributes (one an expression), a key and a `unix_ms` start costs about 4.3-4.9 µs per record over
-//! 200,000 distinct records, and 3.2-3.4 µs when the records come from one page still in cache, as they do
-//! in a run. Of that, the `if(typeof(...))` expression takes about 1.1 µs (evaluation in `expr`), the
-//! timestamp parse 0.1-0.3 µs, and each plain path attribute about 150 ns (two map lookups, copying the
-//! value and its name, one insert). Reproduce with
-//! `cargo test --release --lib map::tests::throughput -- --ignored --nocapture`.
+//! Measured on the project's 2-core machine (release build, the system allocator): a sign-in-like event
+//! of 12 attributes (one an expression), a key and a `unix_ms` start costs 2.8-3.0 µs per record over
+//! 200,000 distinct records, and 2.5 µs when the records come from one page still in cache, as they do
+//! in a run. Reproduce with `cargo test --release --lib map::tests::throughput -- --ignored --nocapture`.
 
 mod field;
 mod transform;
