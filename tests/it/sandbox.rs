@@ -204,3 +204,72 @@ async fn client_credentials_in_basic_auth_are_checked() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `engine export` after a sandbox sync: one line per stored row, key fields and attributes, as JSON lines
+/// and as CSV; on Linux, a pipe it writes into is widened to 1 MiB.
+#[test]
+fn export_prints_every_stored_row() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = crate::TempDir::new("export");
+    let store = dir.store();
+    let engine = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_engine"));
+        command.current_dir(crate::repo_path(""));
+        command
+    };
+    let run = engine()
+        .args(["run", "specs/entra-id.yaml", "--sandbox", "examples/sandbox/entra-id", "--format", "json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let written = |resource: &str| summary["resources"][resource]["written"].as_u64().unwrap() as usize;
+
+    let export = |args: &[&str]| {
+        let output = engine().arg("export").arg("--store").arg(&store).args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let signins = export(&["--shape", "event", "--type", "entra_signin_event"]);
+    assert_eq!(signins.lines().count(), written("signins"));
+    for line in signins.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["name"], "entra_signin_event");
+        assert!(row["key"].as_str().is_some_and(|k| !k.is_empty()), "{line}");
+        assert!(row["start"].as_i64().is_some(), "{line}");
+        assert!(row["attributes"]["userId"].is_string(), "{line}");
+    }
+    let users = export(&["--shape", "entity", "--type", "entra_user", "--format", "csv"]);
+    let mut lines = users.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("type,id,updated_at,"), "{header}");
+    assert!(header.contains("userPrincipalName"), "{header}");
+    assert_eq!(lines.count(), written("users"));
+
+    // The pipe keeps its size while this end is open, whether or not the export has finished.
+    let mut child = engine()
+        .args(["export", "--shape", "event", "--type", "entra_signin_event", "--store"])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    #[cfg(target_os = "linux")]
+    {
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        if limit >= 1 << 20 {
+            assert_eq!(rustix::pipe::fcntl_getpipe_size(&stdout).unwrap(), 1 << 20);
+        }
+    }
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
