@@ -69,22 +69,6 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// [`Doc::to_value`] taking the document, which moves the texts that were already copied.
-    pub fn into_value(self) -> Value {
-        match self {
-            Doc::String(s) => Value::String(s.into_owned()),
-            Doc::Array(items) => Value::Array(items.into_iter().map(Doc::into_value).collect()),
-            Doc::Object(members) => {
-                let mut map = Map::with_capacity(members.len());
-                for (name, value) in members {
-                    map.insert(name.into_owned(), value.into_value());
-                }
-                Value::Object(map)
-            }
-            scalar => scalar.to_value(),
-        }
-    }
-
     /// The same document owning all its texts.
     pub fn into_static(self) -> Doc<'static> {
         match self {
@@ -116,10 +100,6 @@ impl<'a> Doc<'a> {
             }
             _ => None,
         }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Doc::Null)
     }
 }
 
@@ -247,7 +227,6 @@ mod tests {
             (Ok(doc), Ok(value)) => {
                 // Same value, member order included (equality of maps ignores it).
                 assert_eq!(doc.to_value().to_string(), value.to_string(), "{text}");
-                assert_eq!(doc.clone().into_value().to_string(), value.to_string(), "{text}");
                 assert_eq!(Doc::from_value(&value).to_value(), value, "{text}");
             }
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),

@@ -4,6 +4,9 @@
 //! are walked directly with map lookups, about twice as fast as the general evaluator; everything else
 //! goes to jsonpath-rust. A path is "singular" when it can match at most one value; a field mapped by a
 //! singular path is a value, by any other path a list.
+//!
+//! Paths read either a `serde_json::Value` or a [`Doc`], the borrowed form pages of records are parsed
+//! into (`query_doc`, `first_doc`, `select_doc`).
 
 mod doc;
 
@@ -182,17 +185,20 @@ impl JsonPath {
     pub fn query_doc<'d, 'a>(&self, doc: &'d Doc<'a>) -> Vec<Cow<'d, Doc<'a>>> {
         match &self.plan {
             Plan::Direct(steps) => walk_doc(steps, doc).map(Cow::Borrowed).into_iter().collect(),
-            Plan::List(names, _) if matches!(walk_doc(names, doc), Some(Doc::Array(_)) | None) => {
-                match walk_doc(names, doc) {
-                    Some(Doc::Array(items)) => items.iter().map(Cow::Borrowed).collect(),
-                    _ => Vec::new(),
-                }
-            }
-            Plan::List(..) | Plan::General(_) => {
-                let value = doc.to_value();
-                self.query(&value).into_iter().map(|hit| Cow::Owned(Doc::from_value(hit).into_static())).collect()
-            }
+            Plan::List(names, _) => match walk_doc(names, doc) {
+                Some(Doc::Array(items)) => items.iter().map(Cow::Borrowed).collect(),
+                None => Vec::new(),
+                // A wildcard over an object's members or a scalar: left to the general evaluator.
+                Some(_) => self.query_copy(doc),
+            },
+            Plan::General(_) => self.query_copy(doc),
         }
+    }
+
+    /// [`JsonPath::query`] on a `Value` copy of `doc`, the matches copied back.
+    fn query_copy<'d, 'a>(&self, doc: &Doc) -> Vec<Cow<'d, Doc<'a>>> {
+        let value = doc.to_value();
+        self.query(&value).into_iter().map(|hit| Cow::Owned(Doc::from_value(hit).into_static())).collect()
     }
 
     /// [`JsonPath::first`] on a [`Doc`].

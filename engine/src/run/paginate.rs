@@ -151,7 +151,6 @@ impl<'a> Pager<'a> {
     }
 }
 
-/// Resolves a possibly relative link against the page it came from. Absolute links are kept byte for byte.
 /// A count the body gives at `path` (a total of records or pages), when it is a non-negative integer.
 fn count(path: &JsonPath, body: &Doc) -> Option<u64> {
     match path.first_doc(body).as_deref() {
@@ -160,6 +159,7 @@ fn count(path: &JsonPath, body: &Doc) -> Option<u64> {
     }
 }
 
+/// Resolves a possibly relative link against the page it came from. Absolute links are kept byte for byte.
 fn join(current: &Url, link: &str) -> Result<Url, PagingError> {
     current.join(link).map_err(|_| PagingError::BadLink(shorten(link)))
 }
