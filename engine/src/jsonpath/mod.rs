@@ -6,7 +6,9 @@
 //! singular path is a value, by any other path a list.
 //!
 //! Paths read either a `serde_json::Value` or a [`Doc`], the borrowed form pages of records are parsed
-//! into (`query_doc`, `first_doc`, `select_doc`).
+//! into (`query_doc`, `first_doc`, `select_doc`). In a `Doc`, paths of names, indexes and wildcards over
+//! lists (`$.value[*]`, `$.targets[*].id`) are walked directly too; anything else is evaluated on a
+//! `Value` copy.
 
 mod doc;
 
@@ -30,8 +32,9 @@ pub struct JsonPath {
 enum Plan {
     /// Only name and index selectors: walk them directly.
     Direct(Vec<Step>),
-    /// Names, then one wildcard (`$.value[*]`): where a list of records usually sits.
-    List(Vec<Step>, JpQuery),
+    /// Names, indexes and at least one wildcard (`$.value[*]`, `$.targets[*].id`): walked directly in a
+    /// [`Doc`], through the general evaluator in a `Value`.
+    Walk(Vec<Step>, JpQuery),
     /// Anything else: the general evaluator.
     General(JpQuery),
 }
@@ -40,6 +43,7 @@ enum Plan {
 enum Step {
     Name(String),
     Index(i64),
+    Wildcard,
 }
 
 /// Why a JSONPath did not compile, with the byte offset of the problem when known.
@@ -78,29 +82,20 @@ impl JsonPath {
             });
         }
         let query = parse_json_path(source).map_err(|e| pest_error(&e.to_string()))?;
-        let direct: Option<Vec<Step>> = query
+        let steps: Option<Vec<Step>> = query
             .segments
             .iter()
             .map(|segment| match segment {
                 Segment::Selector(Selector::Name(name)) => Some(Step::Name(unquote(name))),
                 Segment::Selector(Selector::Index(i)) => Some(Step::Index(*i)),
+                Segment::Selector(Selector::Wildcard) => Some(Step::Wildcard),
                 _ => None,
             })
             .collect();
-        let list = match query.segments.split_last() {
-            Some((Segment::Selector(Selector::Wildcard), names)) => names
-                .iter()
-                .map(|segment| match segment {
-                    Segment::Selector(Selector::Name(name)) => Some(Step::Name(unquote(name))),
-                    _ => None,
-                })
-                .collect::<Option<Vec<Step>>>(),
-            _ => None,
-        };
-        let plan = match (direct, list) {
-            (Some(steps), _) => Plan::Direct(steps),
-            (None, Some(names)) => Plan::List(names, query),
-            (None, None) => Plan::General(query),
+        let plan = match steps {
+            Some(steps) if !steps.contains(&Step::Wildcard) => Plan::Direct(steps),
+            Some(steps) => Plan::Walk(steps, query),
+            None => Plan::General(query),
         };
         Ok(JsonPath { source: source.to_string(), plan })
     }
@@ -121,7 +116,7 @@ impl JsonPath {
                 Some(Step::Name(name)) => Some(name),
                 _ => None,
             },
-            Plan::List(..) | Plan::General(_) => None,
+            Plan::Walk(..) | Plan::General(_) => None,
         }
     }
 
@@ -133,22 +128,23 @@ impl JsonPath {
                 .iter()
                 .map(|step| match step {
                     Step::Name(name) => Some(name.clone()),
-                    Step::Index(_) => None,
+                    Step::Index(_) | Step::Wildcard => None,
                 })
                 .collect(),
-            Plan::List(..) | Plan::General(_) => None,
+            Plan::Walk(..) | Plan::General(_) => None,
         }
     }
 
     /// For a path of names ending in one wildcard (`$.value[*]`, `$[*]`), the names before it: where a
     /// list of records sits in a document. `None` for any other path.
     pub fn list_names(&self) -> Option<Vec<String>> {
-        let Plan::List(names, _) = &self.plan else { return None };
+        let Plan::Walk(steps, _) = &self.plan else { return None };
+        let (Step::Wildcard, names) = steps.split_last()? else { return None };
         names
             .iter()
             .map(|step| match step {
                 Step::Name(name) => Some(name.clone()),
-                Step::Index(_) => None,
+                Step::Index(_) | Step::Wildcard => None,
             })
             .collect()
     }
@@ -157,7 +153,7 @@ impl JsonPath {
     pub fn query<'a>(&self, value: &'a Value) -> Vec<&'a Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value).into_iter().collect(),
-            Plan::List(_, query) | Plan::General(query) => js_path_process(query, value)
+            Plan::Walk(_, query) | Plan::General(query) => js_path_process(query, value)
                 .map(|hits| hits.into_iter().map(|hit| hit.val).collect())
                 .unwrap_or_default(),
         }
@@ -167,7 +163,7 @@ impl JsonPath {
     pub fn first<'a>(&self, value: &'a Value) -> Option<&'a Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value),
-            Plan::List(..) | Plan::General(_) => self.query(value).into_iter().next(),
+            Plan::Walk(..) | Plan::General(_) => self.query(value).into_iter().next(),
         }
     }
 
@@ -176,20 +172,19 @@ impl JsonPath {
     pub fn select(&self, value: &Value) -> Option<Value> {
         match &self.plan {
             Plan::Direct(steps) => walk(steps, value).cloned(),
-            Plan::List(..) | Plan::General(_) => Some(Value::Array(self.query(value).into_iter().cloned().collect())),
+            Plan::Walk(..) | Plan::General(_) => Some(Value::Array(self.query(value).into_iter().cloned().collect())),
         }
     }
 
-    /// [`JsonPath::query`] on a [`Doc`]. Direct paths and lists of records (`$.value[*]` over a list)
-    /// borrow from the document; any other path is evaluated on a `Value` copy of it, which is slower.
+    /// [`JsonPath::query`] on a [`Doc`]. Paths of names, indexes and wildcards over lists borrow from the
+    /// document; any other path (or a wildcard over an object) is evaluated on a `Value` copy of it, which
+    /// is slower.
     pub fn query_doc<'d, 'a>(&self, doc: &'d Doc<'a>) -> Vec<Cow<'d, Doc<'a>>> {
         match &self.plan {
             Plan::Direct(steps) => walk_doc(steps, doc).map(Cow::Borrowed).into_iter().collect(),
-            Plan::List(names, _) => match walk_doc(names, doc) {
-                Some(Doc::Array(items)) => items.iter().map(Cow::Borrowed).collect(),
-                None => Vec::new(),
-                // A wildcard over an object's members or a scalar: left to the general evaluator.
-                Some(_) => self.query_copy(doc),
+            Plan::Walk(steps, _) => match walk_all(steps, doc) {
+                Some(hits) => hits.into_iter().map(Cow::Borrowed).collect(),
+                None => self.query_copy(doc),
             },
             Plan::General(_) => self.query_copy(doc),
         }
@@ -205,7 +200,7 @@ impl JsonPath {
     pub fn first_doc<'d, 'a>(&self, doc: &'d Doc<'a>) -> Option<Cow<'d, Doc<'a>>> {
         match &self.plan {
             Plan::Direct(steps) => walk_doc(steps, doc).map(Cow::Borrowed),
-            Plan::List(..) | Plan::General(_) => self.query_doc(doc).into_iter().next(),
+            Plan::Walk(..) | Plan::General(_) => self.query_doc(doc).into_iter().next(),
         }
     }
 
@@ -213,7 +208,7 @@ impl JsonPath {
     pub fn select_doc(&self, doc: &Doc) -> Option<Value> {
         match &self.plan {
             Plan::Direct(steps) => walk_doc(steps, doc).map(Doc::to_value),
-            Plan::List(..) | Plan::General(_) => {
+            Plan::Walk(..) | Plan::General(_) => {
                 Some(Value::Array(self.query_doc(doc).into_iter().map(|hit| hit.to_value()).collect()))
             }
         }
@@ -225,9 +220,31 @@ fn walk_doc<'d, 'a>(steps: &[Step], mut doc: &'d Doc<'a>) -> Option<&'d Doc<'a>>
         doc = match step {
             Step::Name(name) => doc.get(name)?,
             Step::Index(index) => doc.item(*index)?,
+            Step::Wildcard => return None,
         };
     }
     Some(doc)
+}
+
+/// Every value a path of names, indexes and wildcards reaches in `doc`, in document order. `None` when a
+/// wildcard meets an object: its members may repeat a name, which the general evaluator on a `Value`
+/// resolves as `serde_json` does.
+fn walk_all<'d, 'a>(steps: &[Step], doc: &'d Doc<'a>) -> Option<Vec<&'d Doc<'a>>> {
+    let mut reached = vec![doc];
+    for step in steps {
+        let mut next = Vec::with_capacity(reached.len());
+        for doc in reached {
+            match (step, doc) {
+                (Step::Name(name), _) => next.extend(doc.get(name)),
+                (Step::Index(index), _) => next.extend(doc.item(*index)),
+                (Step::Wildcard, Doc::Array(items)) => next.extend(items),
+                (Step::Wildcard, Doc::Object(_)) => return None,
+                (Step::Wildcard, _) => {}
+            }
+        }
+        reached = next;
+    }
+    Some(reached)
 }
 
 fn walk<'a>(steps: &[Step], mut value: &'a Value) -> Option<&'a Value> {
@@ -326,6 +343,10 @@ mod tests {
             "$.s[*]",
             "$.missing[*]",
             "$.value[*].id",
+            "$.value[*].tags[*]",
+            "$.value[*].tags[-1]",
+            "$.value[*]['id']",
+            "$[*]",
             "$..id",
             "$['@next.link']",
             "$.value[?@.id > 1]",
@@ -339,9 +360,11 @@ mod tests {
             assert_eq!(compiled.first_doc(&doc).map(|hit| hit.to_value()), compiled.first(&value).cloned(), "{path}");
             assert_eq!(compiled.select_doc(&doc), compiled.select(&value), "{path}");
         }
-        // A list of records borrows from the document.
-        let records = JsonPath::compile("$.value[*]").unwrap().query_doc(&doc);
-        assert!(records.iter().all(|record| matches!(record, Cow::Borrowed(_))));
+        // Lists of records, and values under them, borrow from the document.
+        for path in ["$.value[*]", "$.value[*].tags[*]"] {
+            let hits = JsonPath::compile(path).unwrap().query_doc(&doc);
+            assert!(!hits.is_empty() && hits.iter().all(|hit| matches!(hit, Cow::Borrowed(_))), "{path}");
+        }
     }
 
     #[test]
