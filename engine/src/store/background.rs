@@ -10,6 +10,7 @@
 //! page fails to write the writer refuses every page queued after it, so nothing after a failure is
 //! written.
 
+use super::checkpoint::Checkpointer;
 use super::records::{PageOutcome, PageWrite};
 use super::write::PreparedPage;
 use super::{Result, Store, StoreError};
@@ -74,6 +75,7 @@ impl Store {
             // Set by a failed write until the caller has seen the failure: the pages queued meanwhile were
             // meant to follow the failed one, so they are refused rather than written into a new batch.
             let mut failed = false;
+            let checkpointer = Checkpointer::start(&store.path, &mut store.conn);
             for job in queue {
                 match job {
                     Job::Page { page, done } => {
@@ -96,6 +98,9 @@ impl Store {
                         let _ = done.send(result);
                     }
                 }
+            }
+            if let Some(checkpointer) = checkpointer {
+                checkpointer.stop(&mut store.conn);
             }
             store
         });

@@ -34,6 +34,7 @@
 
 mod background;
 pub use background::BackgroundWriter;
+mod checkpoint;
 mod error;
 mod json;
 mod read;

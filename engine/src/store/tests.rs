@@ -969,3 +969,49 @@ async fn the_background_writer_refuses_bad_pages_reports_write_errors_and_flushe
     assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u1", "u3"]);
     assert_eq!(committed(), 2);
 }
+
+/// Commits `count` transactions of one 4 KB row each on `store`'s own connection, as a writer thread does.
+fn commit_blobs(store: &Store, count: usize) {
+    store.conn.execute_batch("CREATE TABLE IF NOT EXISTS scratch (data BLOB NOT NULL)").unwrap();
+    for _ in 0..count {
+        store.conn.execute("INSERT INTO scratch (data) VALUES (randomblob(4000))", []).unwrap();
+    }
+}
+
+fn file_len(path: &std::path::Path, suffix: &str) -> u64 {
+    let mut p = path.to_path_buf().into_os_string();
+    p.push(suffix);
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+#[test]
+fn the_checkpoint_thread_copies_the_log_into_the_database_while_the_writer_commits() {
+    let temp = Temp::new("checkpoint-thread");
+    let mut store = temp.open();
+    let before = file_len(&temp.path, "");
+    // A limit never reached: whatever reaches the database file before the store closes was copied by
+    // the thread (the hook replaces SQLite's automatic checkpoint).
+    let checkpointer = checkpoint::Checkpointer::with_frames(&temp.path, &mut store.conn, 64, i32::MAX).unwrap();
+    commit_blobs(&store, 600);
+    checkpointer.stop(&mut store.conn);
+    assert!(file_len(&temp.path, "") > before + 1_000_000, "the database file did not grow before closing");
+    let autocheckpoint: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+    assert_eq!(autocheckpoint, 16_384, "SQLite's own checkpoint is back once the thread stops");
+    let rows: i64 = temp.raw().query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 600);
+}
+
+#[test]
+fn past_the_limit_the_writer_checkpoints_and_the_log_starts_over() {
+    let temp = Temp::new("checkpoint-limit");
+    let mut store = temp.open();
+    let checkpointer = checkpoint::Checkpointer::with_frames(&temp.path, &mut store.conn, 64, 256).unwrap();
+    // About 1,200 frames in all; without starting over the log file would hold them all.
+    commit_blobs(&store, 600);
+    let log = file_len(&temp.path, "-wal");
+    checkpointer.stop(&mut store.conn);
+    let frame = 4096 + 24;
+    assert!(log > 0 && log <= 32 + (256 + 8) * frame, "the log grew to {log} bytes");
+    let rows: i64 = temp.raw().query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 600);
+}
