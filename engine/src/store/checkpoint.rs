@@ -51,9 +51,9 @@ impl Checkpointer {
 
     /// [`Checkpointer::start`] with other thresholds (tests use small ones).
     pub(super) fn with_frames(path: &Path, writer: &mut Connection, step: c_int, limit: c_int) -> Option<Checkpointer> {
+        // The writer's flags, except that the file must exist already.
         let own =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .ok()?;
+            Connection::open_with_flags(path, OpenFlags::default().difference(OpenFlags::SQLITE_OPEN_CREATE)).ok()?;
         own.busy_timeout(super::schema::BUSY_TIMEOUT).ok()?;
         // Under WAL, NORMAL syncs the log before a checkpoint and the database after it, as the writer does.
         own.pragma_update(None, "synchronous", "NORMAL").ok()?;

@@ -11,7 +11,8 @@
 //!   closing the store, does too;
 //! - [`Store::background`] lends the store to a writer thread while a resource is read, so one page is
 //!   written while the next is mapped; writes keep their order, at most two pages wait, and nothing
-//!   queued behind a failed page is written;
+//!   queued behind a failed page is written; meanwhile another thread checkpoints the WAL, so the writer
+//!   does not wait for the disk;
 //! - writing a row identical to the stored one changes nothing but the run that last saw it, so re-running
 //!   a sync reports zero writes and leaves `updated_at` alone;
 //! - events are one row per (instance, name, key), whatever the number of times they are fetched;
