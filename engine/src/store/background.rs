@@ -69,13 +69,16 @@ impl Store {
         // writer borrows `self` mutably until it gives the store back.
         let stand_in =
             Connection::open_in_memory().map_err(|source| StoreError::Open { path: path.clone(), source })?;
-        let mut store = std::mem::replace(self, Store { conn: stand_in, path: path.clone(), batch: None });
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.path, &mut self.conn);
+        }
+        let mut store =
+            std::mem::replace(self, Store { conn: stand_in, path: path.clone(), batch: None, checkpointer: None });
         let (jobs, queue) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
             // Set by a failed write until the caller has seen the failure: the pages queued meanwhile were
             // meant to follow the failed one, so they are refused rather than written into a new batch.
             let mut failed = false;
-            let checkpointer = Checkpointer::start(&store.path, &mut store.conn);
             for job in queue {
                 match job {
                     Job::Page { page, done } => {
@@ -98,9 +101,6 @@ impl Store {
                         let _ = done.send(result);
                     }
                 }
-            }
-            if let Some(checkpointer) = checkpointer {
-                checkpointer.stop(&mut store.conn);
             }
             store
         });

@@ -1,11 +1,13 @@
-//! Checkpointing the write-ahead log on a thread of its own while a [`BackgroundWriter`] writes.
+//! Checkpointing the write-ahead log on a thread of its own, from the first [`BackgroundWriter`] on.
 //!
 //! SQLite's automatic checkpoint runs inside the commit that crosses its threshold: the writer then
 //! syncs the log, copies it into the database file and syncs that, while the runner waits on a full
 //! queue. On the project's machine those disk waits were a fifth of a first sync's wall time (a run with
-//! `synchronous = OFF` was that much faster). Here the writer's connection only counts frames after each
+//! `synchronous = OFF` was that much faster). Here the store's connection only counts frames after each
 //! commit (a WAL hook): every [`STEP_FRAMES`] it wakes a thread that checkpoints on a second connection
-//! (`PASSIVE`: it never blocks the writer), so the disk works while the two threads compute.
+//! (`PASSIVE`: it never blocks the writer), so the disk works while the two threads compute. The hook
+//! stays until the store is closed, so the commits that follow a resource (the sweep, run records, KRIs)
+//! do not checkpoint in the foreground either.
 //!
 //! A log that is being checkpointed while commits keep coming is never fully copied, and SQLite only
 //! starts it over from its beginning when it is: past [`LIMIT_FRAMES`] the writer checkpoints the rest
@@ -33,7 +35,9 @@ pub const STEP_FRAMES: c_int = 16_384;
 pub const LIMIT_FRAMES: c_int = 4 * STEP_FRAMES;
 
 /// The checkpoint thread of one writer connection. Dropping it stops the thread after the checkpoint
-/// in progress, if any, and puts SQLite's automatic checkpoint back on the writer's connection.
+/// in progress, if any; the hook stays on the connection and no longer wakes anything, but still
+/// checkpoints itself past the limit.
+#[derive(Debug)]
 pub(super) struct Checkpointer {
     wake: mpsc::SyncSender<()>,
     /// Set when the thread is to end: the hook holds a sender too, so the channel alone cannot tell.
@@ -42,9 +46,9 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Opens a second connection to `path` and hooks `writer`'s commits. `None` when the connection
-    /// cannot be opened or the thread not started: the writer then keeps SQLite's automatic checkpoint,
-    /// which is slower but just as safe.
+    /// Opens a second connection to `path` and hooks `writer`'s commits, replacing SQLite's automatic
+    /// checkpoint. `None` when the connection cannot be opened or the thread not started: the writer then
+    /// keeps SQLite's automatic checkpoint, which is slower but just as safe.
     pub(super) fn start(path: &Path, writer: &mut Connection) -> Option<Checkpointer> {
         Self::with_frames(path, writer, STEP_FRAMES, LIMIT_FRAMES)
     }
@@ -105,13 +109,6 @@ impl Checkpointer {
         }));
         let checkpointer = Checkpointer { wake, stopping, thread: Some(thread) };
         hooked.ok().map(|()| checkpointer)
-    }
-
-    /// Unhooks `writer`, restoring SQLite's automatic checkpoint, and stops the thread.
-    pub(super) fn stop(mut self, writer: &mut Connection) {
-        let _ = writer.wal_hook(None::<fn(&mut Wal, c_int) -> rusqlite::Result<()>>);
-        let _ = writer.pragma_update(None, "wal_autocheckpoint", super::schema::AUTOCHECKPOINT_FRAMES);
-        self.join();
     }
 
     fn join(&mut self) {

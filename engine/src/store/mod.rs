@@ -11,8 +11,8 @@
 //!   closing the store, does too;
 //! - [`Store::background`] lends the store to a writer thread while a resource is read, so one page is
 //!   written while the next is mapped; writes keep their order, at most two pages wait, and nothing
-//!   queued behind a failed page is written; meanwhile another thread checkpoints the WAL, so the writer
-//!   does not wait for the disk;
+//!   queued behind a failed page is written; from then on another thread checkpoints the WAL, so neither
+//!   waits for the disk;
 //! - writing a row identical to the stored one changes nothing but the run that last saw it, so re-running
 //!   a sync reports zero writes and leaves `updated_at` alone;
 //! - events are one row per (instance, name, key), whatever the number of times they are fetched;
@@ -70,6 +70,8 @@ pub struct Store {
     path: PathBuf,
     /// The write transaction pages are gathered in, when one is open (see [`Store::write_page`]).
     batch: Option<write::Batch>,
+    /// Checkpoints the WAL from the first [`Store::background`] on, until the store is closed.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// Whatever was written is committed when the store is closed: every page of a batch is whole.
@@ -85,7 +87,7 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let conn = schema::open(path)?;
-        Ok(Store { conn, path: path.to_path_buf(), batch: None })
+        Ok(Store { conn, path: path.to_path_buf(), batch: None, checkpointer: None })
     }
 
     /// Sets the connection's page cache size in KiB: reads that pass over each page once need little.

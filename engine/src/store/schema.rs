@@ -28,9 +28,6 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// program's SQLite database by mistake is refused instead of adding tables to it.
 const APPLICATION_ID: i64 = 0x454E_4731;
 
-/// Log frames (pages) past which a commit checkpoints: see [`open`].
-pub(super) const AUTOCHECKPOINT_FRAMES: i32 = 16_384;
-
 /// How long a writer waits for another process's write transaction before giving up.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -190,7 +187,7 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
     // Each checkpoint syncs the file to disk. The default (every 4 MiB of WAL) made a 300,000-row sync
     // spend more time waiting for the disk than working; every 64 MiB keeps it to a handful of syncs.
-    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_FRAMES).map_err(fail)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 16_384).map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(fail)?;
 
     if version < SCHEMA_VERSION {

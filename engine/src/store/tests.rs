@@ -998,12 +998,12 @@ fn the_checkpoint_thread_copies_the_log_into_the_database_while_the_writer_commi
     while file_len(&temp.path, "") <= before + 1_000_000 && waited.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    checkpointer.stop(&mut store.conn);
     assert!(file_len(&temp.path, "") > before + 1_000_000, "the database file did not grow before closing");
-    let autocheckpoint: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
-    assert_eq!(autocheckpoint, 16_384, "SQLite's own checkpoint is back once the thread stops");
+    drop(checkpointer);
+    // Stopped, the thread leaves the store working.
+    commit_blobs(&store, 1);
     let rows: i64 = temp.raw().query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)).unwrap();
-    assert_eq!(rows, 600);
+    assert_eq!(rows, 601);
 }
 
 #[test]
@@ -1015,7 +1015,7 @@ fn past_the_limit_the_writer_checkpoints_and_the_log_starts_over() {
     // can miss its moment while the thread checkpoints, hence the slack.
     commit_blobs(&store, 600);
     let log = file_len(&temp.path, "-wal");
-    checkpointer.stop(&mut store.conn);
+    drop(checkpointer);
     let frame = 4096 + 24;
     assert!(log > 0 && log <= 32 + 2 * 256 * frame, "the log grew to {log} bytes");
     let rows: i64 = temp.raw().query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)).unwrap();
