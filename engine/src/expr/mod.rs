@@ -310,7 +310,7 @@ impl Expr {
         &self.functions
     }
 
-    /// Evaluates the expression: directly when [`fast`] can, otherwise (and for every error) through
+    /// Evaluates the expression: directly when `fast` can, otherwise (and for every error) through
     /// evalexpr, where every variable is resolved from the scope before evaluation starts, which costs
     /// nothing extra because evaluation never short-circuits anyway.
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {

@@ -4,7 +4,7 @@
 //! Everything vendor-shaped comes from two places: the spec (paths, where records sit in a page, the
 //! pagination kind, the incremental filter, the auth kind) and the sandbox directory (records as JSON
 //! Lines, made-up credentials, canned error replies, injected faults). See [`data`] for the directory and
-//! [`routes`] for what is read from the spec.
+//! `routes` for what is read from the spec.
 //!
 //! The server listens on 127.0.0.1 only. It pages with opaque tokens, honours the spec's incremental
 //! filter, hides incremental records later than its clock, checks that every API call carries the

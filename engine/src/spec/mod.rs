@@ -1,4 +1,4 @@
-//! The spec format: [`raw`] mirrors the YAML, [`load`] turns a [`Source`](crate::source::Source) into a
+//! The spec format: [`raw`] mirrors the YAML, [`load`](mod@load) turns a [`Source`](crate::source::Source) into a
 //! `RawSpec` plus every structural diagnostic, and [`schema`] generates the JSON Schema editors use.
 //! The checked, compiled form lives in [`crate::validate`].
 

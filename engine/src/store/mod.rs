@@ -34,7 +34,7 @@
 //! `cargo test --release --lib store::tests::throughput -- --ignored --nocapture`.
 
 mod background;
-pub use background::BackgroundWriter;
+pub use background::{BackgroundWriter, QUEUED_PAGES};
 mod checkpoint;
 mod error;
 mod json;

@@ -1,6 +1,6 @@
 //! `RawSpec` → `Spec` plus every diagnostic. One file per rule family:
-//! [`config`], [`http`], [`resources`], [`emit`], [`indicators`], with the shared compilers for
-//! expressions, templates, JSONPaths and durations in [`compile`].
+//! `config`, `http`, `resources`, `emit`, `indicators`, with the shared compilers for
+//! expressions, templates, JSONPaths and durations in `compile`.
 //!
 //! Validation never stops at the first problem and never does I/O. A `Spec` is returned only when there
 //! are no errors; warnings do not block it.
