@@ -4,15 +4,16 @@
 //! syncs the log, copies it into the database file and syncs that, while the runner waits on a full
 //! queue. On the project's machine those disk waits were a fifth of a first sync's wall time (a run with
 //! `synchronous = OFF` was that much faster). Here the store's connection only counts frames after each
-//! commit (a WAL hook): every [`STEP_FRAMES`] it wakes a thread that checkpoints on a second connection
+//! commit (a WAL hook): every [`STEP_BYTES`] it wakes a thread that checkpoints on a second connection
 //! (`PASSIVE`: it never blocks the writer), so the disk works while the two threads compute. The hook
 //! stays until the store is closed, so the commits that follow a resource (the sweep, run records, KRIs)
 //! do not checkpoint in the foreground either.
 //!
 //! A log that is being checkpointed while commits keep coming is never fully copied, and SQLite only
-//! starts it over from its beginning when it is: past [`LIMIT_FRAMES`] the writer checkpoints the rest
+//! starts it over from its beginning when it is: past [`LIMIT_BYTES`] the writer checkpoints the rest
 //! itself, at most the frames of the last commit or two, and its next transaction starts the log over.
-//! This bounds the log file and the shared-memory index that maps it (512 KiB at the limit).
+//! This bounds the log file and the shared-memory index that maps it (256 KiB at the limit with 8 KiB
+//! pages).
 //!
 //! Checkpoints only move committed pages from the log into the database file: what is committed and
 //! what a killed run leaves behind are exactly as without this thread.
@@ -27,12 +28,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
-/// Frames (pages) the log grows by between two wake-ups of the checkpoint thread: 64 MiB of 4 KiB pages,
-/// the threshold of SQLite's own automatic checkpoint as this store sets it.
-pub const STEP_FRAMES: c_int = 16_384;
+/// Log bytes between two wake-ups of the checkpoint thread: the threshold of SQLite's own automatic
+/// checkpoint as this store sets it.
+const STEP_BYTES: i64 = super::schema::CHECKPOINT_BYTES;
 
-/// Frames past which the writer checkpoints the rest itself, so that the log starts over: 256 MiB.
-pub const LIMIT_FRAMES: c_int = 4 * STEP_FRAMES;
+/// Log bytes past which the writer checkpoints the rest itself, so that the log starts over.
+const LIMIT_BYTES: i64 = 4 * STEP_BYTES;
 
 /// The checkpoint thread of one writer connection. Dropping it stops the thread after the checkpoint
 /// in progress, if any; the hook stays on the connection and no longer wakes anything, but still
@@ -50,7 +51,9 @@ impl Checkpointer {
     /// checkpoint. `None` when the connection cannot be opened or the thread not started: the writer then
     /// keeps SQLite's automatic checkpoint, which is slower but just as safe.
     pub(super) fn start(path: &Path, writer: &mut Connection) -> Option<Checkpointer> {
-        Self::with_frames(path, writer, STEP_FRAMES, LIMIT_FRAMES)
+        let step = c_int::try_from(super::schema::frames(writer, STEP_BYTES).ok()?).ok()?;
+        let limit = c_int::try_from(super::schema::frames(writer, LIMIT_BYTES).ok()?).ok()?;
+        Self::with_frames(path, writer, step, limit)
     }
 
     /// [`Checkpointer::start`] with other thresholds (tests use small ones).

@@ -138,6 +138,8 @@ fn opening_creates_the_documented_schema_in_wal_mode() {
     assert_eq!(version, SCHEMA_VERSION);
     let mode: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
+    let page_size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(page_size, 8192);
     let mut tables: Vec<String> = raw
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -1010,14 +1012,36 @@ fn the_checkpoint_thread_copies_the_log_into_the_database_while_the_writer_commi
 fn past_the_limit_the_writer_checkpoints_and_the_log_starts_over() {
     let temp = Temp::new("checkpoint-limit");
     let mut store = temp.open();
-    let checkpointer = checkpoint::Checkpointer::with_frames(&temp.path, &mut store.conn, 64, 256).unwrap();
-    // About 1,200 frames in all; without starting over the log file would hold them all. A start-over
+    let checkpointer = checkpoint::Checkpointer::with_frames(&temp.path, &mut store.conn, 32, 128).unwrap();
+    // At least 600 frames in all; without starting over the log file would hold them all. A start-over
     // can miss its moment while the thread checkpoints, hence the slack.
     commit_blobs(&store, 600);
     let log = file_len(&temp.path, "-wal");
     drop(checkpointer);
-    let frame = 4096 + 24;
-    assert!(log > 0 && log <= 32 + 2 * 256 * frame, "the log grew to {log} bytes");
+    let page_size: i64 = store.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let frame = u64::try_from(page_size).unwrap() + 24;
+    assert!(log > 0 && log <= 32 + 2 * 128 * frame, "the log grew to {log} bytes");
     let rows: i64 = temp.raw().query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)).unwrap();
     assert_eq!(rows, 600);
+}
+
+#[test]
+fn a_store_written_with_other_pages_keeps_them_and_checkpoints_by_bytes() {
+    let temp = Temp::new("page-size");
+    {
+        // A store file as an engine that used SQLite's 4 KiB pages wrote it.
+        let raw = temp.raw();
+        raw.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;").unwrap();
+        raw.execute_batch(&format!(
+            "BEGIN; {} PRAGMA application_id = {}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            schema_sql(),
+            0x454E_4731
+        ))
+        .unwrap();
+    }
+    let store = temp.open();
+    let page_size: i64 = store.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(page_size, 4096);
+    let autocheckpoint: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+    assert_eq!(autocheckpoint * 4096, 64 << 20);
 }
