@@ -28,8 +28,8 @@
 //! The schema is in [`schema`](schema_sql); the file defaults to [`DEFAULT_PATH`].
 //!
 //! Write throughput of the release build, 300,000 entities of four attributes in pages of 1,000 (each
-//! page with its cursor, in batches) on the project's 2-core machine: 574,000-618,000 rows/s for a
-//! first sync (all inserts) and 260,000-314,000 rows/s for a re-run that changes nothing (each row is
+//! page with its cursor, in batches) on the project's 2-core machine: 611,000-615,000 rows/s for a
+//! first sync (all inserts) and 327,000-337,000 rows/s for a re-run that changes nothing (each row is
 //! compared and marked seen); streaming the 300,000 rows back takes 0.22 s. Reproduce with
 //! `cargo test --release --lib store::tests::throughput -- --ignored --nocapture`.
 

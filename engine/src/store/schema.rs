@@ -26,7 +26,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// Marks the file as an engine store (`PRAGMA application_id`, "ENG1"), so that opening another
 /// program's SQLite database by mistake is refused instead of adding tables to it.
-const APPLICATION_ID: i64 = 0x454E_4731;
+pub(super) const APPLICATION_ID: i64 = 0x454E_4731;
 
 /// The page size of new store files.
 pub(super) const PAGE_SIZE: i64 = 8192;

@@ -235,7 +235,8 @@ fn write_order(rows: &[Row]) -> Vec<usize> {
 
 /// Pages a batch holds at most before it commits. Each commit writes every index page its rows touched
 /// to the log, so fewer, larger batches write less: on the benchmark tenant (random ids, a 2 MiB page
-/// cache) 64 pages took 10-15 % less time than 16. [`BATCH_WINDOW`] usually ends a batch first.
+/// cache), with checkpoints on their own thread, 64 pages took 10-15 % less time than 16.
+/// [`BATCH_WINDOW`] usually ends a batch first.
 pub const BATCH_PAGES: u32 = 64;
 
 /// How long a batch takes pages at most: past this, the page that arrives commits the batch. The runner
