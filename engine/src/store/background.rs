@@ -35,6 +35,8 @@ enum Job {
     Flush(oneshot::Sender<Result<()>>),
     /// The caller has seen a failed write: pages queued from now on are written again.
     FailureSeen,
+    /// No more pages: build the key indexes left out while loading.
+    EndLoad(oneshot::Sender<Result<()>>),
 }
 
 /// The store, lent to its writer thread until this value is dropped (or [`BackgroundWriter::finish`]ed),
@@ -72,13 +74,23 @@ impl Store {
         if self.checkpointer.is_none() {
             self.checkpointer = Checkpointer::start(&self.path, &mut self.conn);
         }
-        let mut store =
-            std::mem::replace(self, Store { conn: stand_in, path: path.clone(), batch: None, checkpointer: None });
+        let mut store = std::mem::replace(
+            self,
+            Store {
+                conn: stand_in,
+                path: path.clone(),
+                batch: None,
+                checkpointer: None,
+                deferred: Default::default(),
+                may_defer: false,
+            },
+        );
         let (jobs, queue) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
             // Set by a failed write until the caller has seen the failure: the pages queued meanwhile were
             // meant to follow the failed one, so they are refused rather than written into a new batch.
             let mut failed = false;
+            store.may_defer = true;
             for job in queue {
                 match job {
                     Job::Page { page, done } => {
@@ -96,12 +108,19 @@ impl Store {
                     }
                     Job::FailureSeen => failed = false,
                     Job::Flush(done) => {
-                        let result = catch_unwind(AssertUnwindSafe(|| store.flush()))
+                        let result = catch_unwind(AssertUnwindSafe(|| store.commit_batch()))
                             .unwrap_or_else(|_| Err(panicked(&mut store, "committing written pages")));
+                        let _ = done.send(result);
+                    }
+                    Job::EndLoad(done) => {
+                        let result = catch_unwind(AssertUnwindSafe(|| store.end_load()))
+                            .unwrap_or_else(|_| Err(panicked(&mut store, "building key indexes")));
                         let _ = done.send(result);
                     }
                 }
             }
+            // Without `finish` (the caller gave up), the indexes are built here, or else on the next flush.
+            let _ = store.end_load();
             store
         });
         match spawned {
@@ -197,8 +216,8 @@ impl BackgroundWriter<'_> {
         }
     }
 
-    /// Waits for every queued page, then commits the open batch ([`Store::flush`]). Returns the outcomes
-    /// of those pages added up.
+    /// Waits for every queued page, then commits the open batch (tables loading without their key index
+    /// go on loading). Returns the outcomes of those pages added up.
     pub async fn flush(&mut self) -> Result<Option<PageOutcome>> {
         let previous = self.settle().await?;
         let (done, flushed) = oneshot::channel();
@@ -207,9 +226,14 @@ impl BackgroundWriter<'_> {
         Ok(previous)
     }
 
-    /// Waits for every queued page and gives the store back. Returns their outcomes added up.
+    /// Waits for every queued page, builds the key indexes left out while loading empty tables (in the
+    /// open batch), and gives the store back. Returns the outcomes of those pages added up.
     pub async fn finish(mut self) -> Result<Option<PageOutcome>> {
-        self.settle().await
+        let outcome = self.settle().await?;
+        let (done, built) = oneshot::channel();
+        self.send(Job::EndLoad(done), "building key indexes")?;
+        built.await.map_err(|_| stopped("building key indexes"))??;
+        Ok(outcome)
     }
 
     fn send(&self, job: Job, op: &str) -> Result<()> {

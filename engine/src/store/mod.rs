@@ -38,6 +38,7 @@ pub use background::{BackgroundWriter, QUEUED_PAGES};
 mod checkpoint;
 mod error;
 mod json;
+mod keys;
 mod read;
 pub use read::{Scan, Slice};
 mod records;
@@ -72,6 +73,11 @@ pub struct Store {
     batch: Option<write::Batch>,
     /// Checkpoints the WAL from the first [`Store::background`] on, until the store is closed.
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// The keyed tables whose key index this connection dropped to load them, until it is built again.
+    deferred: keys::KeyedSet,
+    /// Set while a [`BackgroundWriter`] has the store: only then may a key index be left out, because
+    /// nothing can read through this connection until the writer ends and builds the index.
+    may_defer: bool,
 }
 
 /// Whatever was written is committed when the store is closed: every page of a batch is whole.
@@ -87,7 +93,19 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let conn = schema::open(path)?;
-        Ok(Store { conn, path: path.to_path_buf(), batch: None, checkpointer: None })
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            batch: None,
+            checkpointer: None,
+            deferred: Default::default(),
+            may_defer: false,
+        };
+        // A key index left out by a killed load is built before anything is read, so every reader sees
+        // one row per key. Failing here (another process holds the write lock too long, a read-only
+        // file) only leaves it to the next writer, which cannot skip it.
+        let _ = store.build_missing_indexes();
+        Ok(store)
     }
 
     /// Sets the connection's page cache size in KiB: reads that pass over each page once need little.

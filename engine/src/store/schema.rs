@@ -13,7 +13,7 @@
 //! Deliberately absent: foreign keys from rows to runs (a lookup per row would slow every write, and
 //! `write_page` checks the run once per page instead), and an index for the full-sync sweep (it would
 //! have to be rewritten for every row on every run, while the sweep reads one instance's rows once).
-//! The PRIMARY KEY of `entities` starts with (instance, type) and so already is the index KRI
+//! The unique key index of `entities` starts with (instance, type) and so already is the index KRI
 //! evaluation needs for listing one entity type.
 
 use super::error::{Result, StoreError};
@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this engine writes and understands (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Marks the file as an engine store (`PRAGMA application_id`, "ENG1"), so that opening another
 /// program's SQLite database by mistake is refused instead of adding tables to it.
@@ -44,7 +44,7 @@ pub(super) fn frames(conn: &Connection, bytes: i64) -> rusqlite::Result<i64> {
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`; version 0 is an empty file.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
 
 const V1: &str = r#"
 -- Things with an identity: users, groups, devices...
@@ -164,6 +164,44 @@ CREATE TABLE run_resources (
     warnings TEXT    NOT NULL,                  -- JSON list of strings
     PRIMARY KEY (run_id, resource)
 );
+"#;
+
+// Entities and events are keyed by a named unique index instead of their primary key, which SQLite
+// cannot drop: a first sync into an empty table leaves the index out while it loads and builds it once
+// at the end (see `keys.rs`), instead of inserting random ids into it row by row.
+const V2: &str = r#"
+CREATE TABLE entities_v2 (
+    instance      TEXT    NOT NULL,
+    type          TEXT    NOT NULL,
+    id            TEXT    NOT NULL CHECK (length(id) > 0),
+    attributes    TEXT    NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    resource      TEXT    NOT NULL,
+    last_seen_run TEXT    NOT NULL
+);
+INSERT INTO entities_v2 (instance, type, id, attributes, updated_at, resource, last_seen_run)
+    SELECT instance, type, id, attributes, updated_at, resource, last_seen_run FROM entities
+    ORDER BY instance, type, id;
+DROP TABLE entities;
+ALTER TABLE entities_v2 RENAME TO entities;
+CREATE UNIQUE INDEX entities_key ON entities (instance, type, id);
+
+CREATE TABLE events_v2 (
+    instance   TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    key        TEXT    NOT NULL CHECK (length(key) > 0),
+    start_ts   INTEGER NOT NULL,
+    end_ts     INTEGER,
+    attributes TEXT    NOT NULL,
+    resource   TEXT    NOT NULL
+);
+INSERT INTO events_v2 (instance, name, key, start_ts, end_ts, attributes, resource)
+    SELECT instance, name, key, start_ts, end_ts, attributes, resource FROM events
+    ORDER BY instance, name, key;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE UNIQUE INDEX events_key ON events (instance, name, key);
+CREATE INDEX events_by_start ON events (instance, name, start_ts);
 "#;
 
 /// The full schema script of the current version, for documentation and tests.

@@ -159,7 +159,7 @@ fn opening_creates_the_documented_schema_in_wal_mode() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(indexes, ["edges_by_kind", "events_by_start", "runs_by_instance"]);
+    assert_eq!(indexes, ["edges_by_kind", "entities_key", "events_by_start", "events_key", "runs_by_instance"]);
     // The plan for a KRI's event window uses the index rather than scanning the table.
     let plan: String = raw
         .query_row(
@@ -169,7 +169,7 @@ fn opening_creates_the_documented_schema_in_wal_mode() {
         )
         .unwrap();
     assert!(plan.contains("events_by_start"), "{plan}");
-    // Listing an entity type reads the primary key's index in id order: no scan, no sort.
+    // Listing an entity type reads the key index in id order: no scan, no sort.
     let plan: Vec<String> = raw
         .prepare("EXPLAIN QUERY PLAN SELECT id FROM entities WHERE instance = 'a' AND type = 'user' ORDER BY id")
         .unwrap()
@@ -177,7 +177,7 @@ fn opening_creates_the_documented_schema_in_wal_mode() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert!(plan.len() == 1 && plan[0].contains("sqlite_autoindex_entities_1"), "{plan:?}");
+    assert!(plan.len() == 1 && plan[0].contains("entities_key"), "{plan:?}");
     drop(raw);
     // Opening again finds the schema in place.
     drop(temp.open());
@@ -907,6 +907,8 @@ async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_s
             None,
         )
     };
+    // A table already holding rows keeps its key index, so a page finds the rows of earlier pages.
+    store.write_page(&page("acme", &run, "users", 1_000, vec![entity("user", "u0", json!({}))])).unwrap();
     let mut writer = store.background().unwrap();
     // Pages queue up to QUEUED_PAGES (two); then each call returns the outcome of the oldest queued page,
     // and `finish` adds up the outcomes of the rest.
@@ -919,13 +921,13 @@ async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_s
 
     // The store is back, the batch still open on it; what was written reads back in full.
     let rows = rows(&store, "acme", Shape::Entity, "user");
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].1["name"], json!("ada2"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1].1["name"], json!("ada2"));
     assert_eq!(store.sync_state("acme", "users").unwrap().unwrap().state.cursor.as_deref(), Some("c2"));
     let committed = || -> i64 { temp.raw().query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap() };
     assert_eq!(committed(), 0, "pages wait in the open batch");
     store.flush().unwrap();
-    assert_eq!(committed(), 2);
+    assert_eq!(committed(), 3);
 }
 
 #[tokio::test]
@@ -1044,4 +1046,119 @@ fn a_store_written_with_other_pages_keeps_them_and_checkpoints_by_bytes() {
     assert_eq!(page_size, 4096);
     let autocheckpoint: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
     assert_eq!(autocheckpoint * 4096, 64 << 20);
+}
+
+/// Whether the file has the key index of `table` (`entities_key`, `events_key`).
+fn has_index(raw: &rusqlite::Connection, index: &str) -> bool {
+    raw.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?1").unwrap().exists([index]).unwrap()
+}
+
+#[tokio::test]
+async fn a_first_load_leaves_the_key_indexes_out_and_builds_them_when_the_writer_ends() {
+    let temp = Temp::new("load");
+    let mut store = temp.open();
+    let raw = temp.raw();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let mut writer = store.background().unwrap();
+    // A key repeated within a page counts as upserts count it: changed is written, the same is unchanged.
+    let first = vec![
+        entity("user", "u2", json!({"n": 1})),
+        entity("user", "u1", json!({"n": 2})),
+        entity("user", "u2", json!({"n": 3})),
+        event("login", "e1", 5, None, json!({"n": 4})),
+        event("login", "e1", 5, None, json!({"n": 4})),
+    ];
+    writer.write_page(page("acme", &run, "all", 1_000, first)).await.unwrap();
+    assert_eq!(writer.flush().await.unwrap(), Some(PageOutcome { written: 4, unchanged: 1 }));
+    assert!(!has_index(&raw, "entities_key") && !has_index(&raw, "events_key"), "left out while loading");
+    // A key repeated on a later page of the load cannot be looked up: it is written again.
+    let second = vec![entity("user", "u1", json!({"n": 5})), entity("user", "u3", json!({"n": 6}))];
+    writer.write_page(page("acme", &run, "all", 1_000, second)).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 2, unchanged: 0 }));
+    store.flush().unwrap();
+
+    // The indexes are back, with the row written last of each key.
+    assert!(has_index(&raw, "entities_key") && has_index(&raw, "events_key"));
+    let users = rows(&store, "acme", Shape::Entity, "user");
+    let expected = [("u1", json!({"n": 5})), ("u2", json!({"n": 3})), ("u3", json!({"n": 6}))];
+    assert_eq!(users, expected.map(|(id, a)| (id.to_string(), attrs(a))).to_vec());
+    assert_eq!(rows(&store, "acme", Shape::Event, "login").len(), 1);
+
+    // The next load finds rows, keeps the indexes and upserts: the same rows change nothing.
+    let run = store.begin_run("demo", "acme", 2_000).unwrap();
+    let mut writer = store.background().unwrap();
+    let again = vec![entity("user", "u1", json!({"n": 5})), event("login", "e1", 5, None, json!({"n": 4}))];
+    writer.write_page(page("acme", &run, "all", 2_000, again)).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 0, unchanged: 2 }));
+    store.flush().unwrap();
+    assert!(has_index(&raw, "entities_key") && has_index(&raw, "events_key"));
+}
+
+#[test]
+fn a_key_index_left_out_by_a_killed_load_is_built_when_the_store_is_opened() {
+    let temp = Temp::new("killed-load");
+    drop(temp.open());
+    // What a load killed before its end leaves: no index, and a key stored twice.
+    let raw = temp.raw();
+    raw.execute_batch(
+        "DROP INDEX entities_key;
+         INSERT INTO entities (instance, type, id, attributes, updated_at, resource, last_seen_run) VALUES
+             ('acme', 'user', 'u1', '{\"n\":1}', 1, 'users', 'r'),
+             ('acme', 'user', 'u2', '{\"n\":2}', 1, 'users', 'r'),
+             ('acme', 'user', 'u1', '{\"n\":3}', 1, 'users', 'r');",
+    )
+    .unwrap();
+    let store = temp.open();
+    assert!(has_index(&raw, "entities_key"));
+    let users = rows(&store, "acme", Shape::Entity, "user");
+    assert_eq!(users, vec![("u1".to_string(), attrs(json!({"n": 3}))), ("u2".to_string(), attrs(json!({"n": 2})))]);
+}
+
+#[tokio::test]
+async fn a_loader_whose_index_another_process_built_goes_on_with_upserts() {
+    let temp = Temp::new("load-shared");
+    let mut store = temp.open();
+    let raw = temp.raw();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let mut writer = store.background().unwrap();
+    writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u1", json!({"n": 1}))])).await.unwrap();
+    writer.flush().await.unwrap();
+    assert!(!has_index(&raw, "entities_key"));
+    // Another process opens the file meanwhile (a reader, or a sync of another instance): it builds the
+    // index before reading.
+    drop(temp.open());
+    assert!(has_index(&raw, "entities_key"));
+    // The loader's next batch sees the index back: the repeated key is found and nothing is doubled.
+    let outcome = writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u1", json!({"n": 1}))]));
+    outcome.await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), Some(PageOutcome { written: 0, unchanged: 1 }));
+    store.flush().unwrap();
+    assert_eq!(rows(&store, "acme", Shape::Entity, "user").len(), 1);
+}
+
+#[test]
+fn a_store_of_the_first_schema_is_migrated_with_its_rows() {
+    let temp = Temp::new("migrate-v1");
+    {
+        let raw = temp.raw();
+        let v1 = schema_sql();
+        let v1 = &v1[..v1.find("CREATE TABLE entities_v2").expect("the second migration")];
+        let app = schema::APPLICATION_ID;
+        raw.execute_batch(&format!("BEGIN; {v1} PRAGMA application_id = {app}; PRAGMA user_version = 1; COMMIT;"))
+            .unwrap();
+        raw.execute_batch(
+            "INSERT INTO entities (instance, type, id, attributes, updated_at, resource, last_seen_run)
+                 VALUES ('acme', 'user', 'u1', '{\"n\":1}', 1, 'users', 'r');
+             INSERT INTO events (instance, name, key, start_ts, end_ts, attributes, resource)
+                 VALUES ('acme', 'login', 'e1', 5, NULL, '{}', 'signins');",
+        )
+        .unwrap();
+    }
+    let store = temp.open();
+    let raw = temp.raw();
+    let version: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert!(has_index(&raw, "entities_key") && has_index(&raw, "events_key") && has_index(&raw, "events_by_start"));
+    assert_eq!(rows(&store, "acme", Shape::Entity, "user"), vec![("u1".to_string(), attrs(json!({"n": 1})))]);
+    assert_eq!(rows(&store, "acme", Shape::Event, "login").len(), 1);
 }

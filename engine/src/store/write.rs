@@ -10,6 +10,7 @@
 //! runner's calls, made before calling in here.
 
 use super::json::{canonical, canonical_value};
+use super::keys::{self, Keyed, KeyedSet};
 use super::records::{PageOutcome, PageWrite, Row, Swept, distribution_kind};
 use super::{Result, Store, StoreError, sql_error};
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -24,6 +25,11 @@ ON CONFLICT (instance, type, id) DO UPDATE SET
     resource = excluded.resource, last_seen_run = excluded.last_seen_run
 WHERE entities.attributes IS NOT excluded.attributes";
 
+// Into a table whose key index is left out while it loads (see `keys.rs`).
+const ENTITY_INSERT: &str = "
+INSERT INTO entities (instance, type, id, attributes, updated_at, resource, last_seen_run)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 const ENTITY_SEEN: &str = "
 UPDATE entities SET last_seen_run = ?4
 WHERE instance = ?1 AND type = ?2 AND id = ?3 AND last_seen_run IS NOT ?4";
@@ -36,6 +42,10 @@ ON CONFLICT (instance, name, key) DO UPDATE SET
     attributes = excluded.attributes, resource = excluded.resource
 WHERE events.start_ts IS NOT excluded.start_ts OR events.end_ts IS NOT excluded.end_ts
    OR events.attributes IS NOT excluded.attributes";
+
+const EVENT_INSERT: &str = "
+INSERT INTO events (instance, name, key, start_ts, end_ts, attributes, resource)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 // The attributes text is the series key, so for a given key only the value can differ.
 const METRIC_UPSERT: &str = "
@@ -75,6 +85,7 @@ ON CONFLICT (instance, resource) DO UPDATE SET
     run_id = excluded.run_id, updated_at = excluded.updated_at";
 
 /// The statements of a page, prepared (or taken from the cache) once per page rather than once per row.
+/// An upsert cannot even be prepared without its key index, so a loading table gets a plain insert.
 struct Statements<'c> {
     entity: CachedStatement<'c>,
     entity_seen: CachedStatement<'c>,
@@ -86,11 +97,12 @@ struct Statements<'c> {
 }
 
 impl<'c> Statements<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+    fn prepare(conn: &'c Connection, loading: KeyedSet) -> rusqlite::Result<Self> {
+        let pick = |table, insert, upsert| if loading.contains(table) { insert } else { upsert };
         Ok(Statements {
-            entity: conn.prepare_cached(ENTITY_UPSERT)?,
+            entity: conn.prepare_cached(pick(Keyed::Entities, ENTITY_INSERT, ENTITY_UPSERT))?,
             entity_seen: conn.prepare_cached(ENTITY_SEEN)?,
-            event: conn.prepare_cached(EVENT_UPSERT)?,
+            event: conn.prepare_cached(pick(Keyed::Events, EVENT_INSERT, EVENT_UPSERT))?,
             metric: conn.prepare_cached(METRIC_UPSERT)?,
             edge: conn.prepare_cached(EDGE_UPSERT)?,
             edge_seen: conn.prepare_cached(EDGE_SEEN)?,
@@ -150,6 +162,15 @@ impl From<rusqlite::Error> for RowProblem {
             RowProblem::Invalid(e.to_string())
         } else {
             RowProblem::Sqlite(e)
+        }
+    }
+}
+
+fn row_error(path: &Path, op: &str, index: usize, row: &Row, problem: RowProblem) -> StoreError {
+    match problem {
+        RowProblem::Sqlite(e) => sql_error(path, op, e),
+        RowProblem::Invalid(reason) => {
+            StoreError::Row { path: path.to_path_buf(), op: op.to_string(), index, row: row.describe(), reason }
         }
     }
 }
@@ -214,22 +235,41 @@ pub(super) fn check_run(conn: &Connection, path: &Path, op: &str, run_id: &str, 
     }
 }
 
+/// The keyed table a row goes to, if any.
+fn keyed(row: &Row) -> Option<Keyed> {
+    match row {
+        Row::Entity { .. } => Some(Keyed::Entities),
+        Row::Event { .. } => Some(Keyed::Events),
+        _ => None,
+    }
+}
+
+/// Whether two rows of one key store the same thing (what decides an upsert's written or unchanged).
+fn same_content(a: &Row, a_texts: &Checked, b: &Row, b_texts: &Checked) -> bool {
+    let times = match (a, b) {
+        (Row::Event { start: s1, end: e1, .. }, Row::Event { start: s2, end: e2, .. }) => s1 == s2 && e1 == e2,
+        _ => true,
+    };
+    times && a_texts.attributes == b_texts.attributes
+}
+
+fn order_key(row: &Row) -> (u8, &str, &str) {
+    match row {
+        Row::Entity { entity_type, id, .. } => (0, entity_type, id),
+        Row::Event { name, key, .. } => (1, name, key),
+        Row::Metric { name, .. } => (2, name, ""),
+        Row::Edge { kind, from_id, .. } => (3, kind, from_id),
+        Row::Distribution { name, .. } => (4, name, ""),
+    }
+}
+
 /// The order to write a page's rows in: by table and key, keeping the page's order among equal keys (a
 /// key written twice ends as the page's last row says). APIs hand out records in their own order, often
 /// random ids; writing them in key order touches each index page once and in sequence, which keeps the
 /// small page cache from reading and writing the same pages over and over.
 fn write_order(rows: &[Row]) -> Vec<usize> {
-    fn key(row: &Row) -> (u8, &str, &str) {
-        match row {
-            Row::Entity { entity_type, id, .. } => (0, entity_type, id),
-            Row::Event { name, key, .. } => (1, name, key),
-            Row::Metric { name, .. } => (2, name, ""),
-            Row::Edge { kind, from_id, .. } => (3, kind, from_id),
-            Row::Distribution { name, .. } => (4, name, ""),
-        }
-    }
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| key(&rows[a]).cmp(&key(&rows[b])));
+    order.sort_by(|&a, &b| order_key(&rows[a]).cmp(&order_key(&rows[b])));
     order
 }
 
@@ -249,6 +289,23 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
 pub(super) struct Batch {
     pages: u32,
     opened: Instant,
+    /// The tables loading without their key index when the batch began: a rollback restores this.
+    deferred_before: KeyedSet,
+    /// Keyed tables found holding rows in this batch, which therefore keep their key index.
+    holding_rows: KeyedSet,
+}
+
+/// The keyed tables a page writes into.
+fn keyed_tables(rows: &[Row]) -> KeyedSet {
+    let mut tables = KeyedSet::default();
+    for row in rows {
+        match row {
+            Row::Entity { .. } => tables.insert(Keyed::Entities),
+            Row::Event { .. } => tables.insert(Keyed::Events),
+            _ => {}
+        }
+    }
+    tables
 }
 
 fn page_op(page: &PageWrite) -> String {
@@ -303,30 +360,85 @@ impl Store {
         let path = self.path.clone();
         if self.batch.is_none() {
             self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| sql_error(&path, op.as_str(), e))?;
-            self.batch = Some(Batch { pages: 0, opened: Instant::now() });
+            self.batch = Some(Batch {
+                pages: 0,
+                opened: Instant::now(),
+                deferred_before: self.deferred,
+                holding_rows: KeyedSet::default(),
+            });
+            if let Err(e) = self.settle_key_indexes() {
+                self.rollback_batch();
+                return Err(sql_error(&path, op.as_str(), e));
+            }
         }
         // Checked under the lock, so no other process can interrupt the run between check and write.
         if let Err(e) = check_run(&self.conn, &path, &op, &page.run_id, &page.instance) {
             if self.batch.as_ref().is_some_and(|b| b.pages == 0) {
-                self.batch = None;
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.rollback_batch();
             }
             return Err(e);
         }
-        match self.write_in_batch(page, &prepared.order, &prepared.checked, &op) {
+        let written = self
+            .defer_key_indexes(keyed_tables(&page.rows))
+            .map_err(|e| sql_error(&path, op.as_str(), e))
+            .and_then(|()| self.write_in_batch(page, &prepared.order, &prepared.checked, &op));
+        match written {
             Ok(outcome) => {
                 let batch = self.batch.as_mut().expect("a batch is open");
                 batch.pages += 1;
                 if batch.pages >= BATCH_PAGES || batch.opened.elapsed() >= BATCH_WINDOW {
-                    self.flush()?;
+                    self.commit_batch()?;
                 }
                 Ok(outcome)
             }
             Err(e) => {
-                self.batch = None;
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.rollback_batch();
                 Err(e)
             }
+        }
+    }
+
+    /// At the start of a batch: a key index missing that this connection did not drop was left out by a
+    /// killed load or by another process's load, and is built now; an index this connection dropped
+    /// that is back was built by another process, and its table is written with upserts again.
+    fn settle_key_indexes(&mut self) -> rusqlite::Result<()> {
+        let missing = keys::missing(&self.conn)?;
+        for table in Keyed::ALL {
+            if !missing.contains(table) {
+                self.deferred.remove(table);
+            } else if !self.deferred.contains(table) {
+                keys::build_index(&self.conn, table)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a page writes into `tables`: the key index of a table that holds no row at all is dropped
+    /// until the next [`Store::flush`].
+    fn defer_key_indexes(&mut self, tables: KeyedSet) -> rusqlite::Result<()> {
+        if !self.may_defer {
+            return Ok(());
+        }
+        for table in Keyed::ALL {
+            let batch = self.batch.as_mut().expect("a batch is open");
+            if !tables.contains(table) || self.deferred.contains(table) || batch.holding_rows.contains(table) {
+                continue;
+            }
+            if keys::is_empty(&self.conn, table)? {
+                keys::drop_index(&self.conn, table)?;
+                self.deferred.insert(table);
+            } else {
+                batch.holding_rows.insert(table);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls the open batch back, with the key indexes it dropped.
+    fn rollback_batch(&mut self) {
+        if let Some(batch) = self.batch.take() {
+            self.deferred = batch.deferred_before;
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 
@@ -334,22 +446,30 @@ impl Store {
         let path = self.path.as_path();
         let fail = |e| sql_error(path, op, e);
         let mut outcome = PageOutcome::default();
-        let mut statements = Statements::prepare(&self.conn).map_err(fail)?;
-        for (&index, texts) in order.iter().zip(checked) {
+        let mut statements = Statements::prepare(&self.conn, self.deferred).map_err(fail)?;
+        for (position, (&index, texts)) in order.iter().zip(checked).enumerate() {
             let row = &page.rows[index];
+            // A table loading without its key index cannot find the page's earlier row of a key, so the
+            // page does: of the rows of one key (neighbours in write order) only the last is inserted, and
+            // each counts as an upsert would have counted it.
+            if self.deferred.contains(keyed(row)) {
+                let same_key = |other: usize| order_key(&page.rows[order[other]]) == order_key(row);
+                let repeats = position > 0 && same_key(position - 1);
+                if repeats && same_content(&page.rows[order[position - 1]], &checked[position - 1], row, texts) {
+                    outcome.unchanged += 1;
+                } else {
+                    outcome.written += 1;
+                }
+                if position + 1 < order.len() && same_key(position + 1) {
+                    continue;
+                }
+                statements.write(page, row, texts).map_err(|problem| row_error(path, op, index, row, problem))?;
+                continue;
+            }
             match statements.write(page, row, texts) {
                 Ok(true) => outcome.written += 1,
                 Ok(false) => outcome.unchanged += 1,
-                Err(RowProblem::Sqlite(e)) => return Err(fail(e)),
-                Err(RowProblem::Invalid(reason)) => {
-                    return Err(StoreError::Row {
-                        path: path.to_path_buf(),
-                        op: op.to_string(),
-                        index,
-                        row: row.describe(),
-                        reason,
-                    });
-                }
+                Err(problem) => return Err(row_error(path, op, index, row, problem)),
             }
         }
         if let Some(state) = &page.state {
@@ -378,18 +498,25 @@ impl Store {
 
     /// Rolls the open batch back, if any, cursors included: for a write that stopped half-way.
     pub(super) fn abandon_batch(&mut self) {
-        if self.batch.take().is_some() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        self.rollback_batch();
     }
 
-    /// Commits the open batch, if any: what was written is durable and visible to other connections.
+    /// Commits the open batch, if any, and builds the key indexes left out while loading empty tables:
+    /// what was written is durable and visible to other connections, one row per key.
     pub fn flush(&mut self) -> Result<()> {
-        if self.batch.take().is_some()
+        self.commit_batch()?;
+        if self.deferred.is_empty() { Ok(()) } else { self.build_missing_indexes() }
+    }
+
+    /// Commits the open batch, if any, leaving the key indexes as they are: a table loading without
+    /// its index goes on loading in the next batch.
+    pub(super) fn commit_batch(&mut self) -> Result<()> {
+        if let Some(batch) = self.batch.take()
             && let Err(e) = self.conn.execute_batch("COMMIT")
         {
             // What cannot be committed is dropped whole (its cursors with it), and the connection is ready
             // for the next write.
+            self.deferred = batch.deferred_before;
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(sql_error(&self.path, "committing written pages", e));
         }
