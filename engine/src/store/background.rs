@@ -3,12 +3,13 @@
 //! than half of a sync's time, all of it on the runner's thread (what this gains on the project's
 //! machine is in ARCHITECTURE.md).
 //!
-//! At most [`QUEUED_PAGES`] pages are queued: a page is checked and turned into stored text first, then
-//! the caller waits for the oldest queued page's outcome if the queue is full. A little slack lets the
-//! writer go on while the runner waits for a slow response, and the runner go on while the writer
-//! commits. The order of writes is the order of calls, exactly as with [`Store::write_page`], and once a
-//! page fails to write the writer refuses every page queued after it, so nothing after a failure is
-//! written.
+//! A page is checked on the caller's thread (a row that cannot be stored is refused at once, as
+//! [`Store::write_page`] refuses it) and queued; the writer thread turns its rows into stored text, frees
+//! their attribute maps and writes it. Making the text is a fifth of the runner's work, and the writer,
+//! once first syncs stopped maintaining key indexes row by row (`keys.rs`), had time to spare. At most
+//! [`QUEUED_PAGES`] pages are queued; the caller waits for the oldest queued page's outcome when the
+//! queue is full. The order of writes is the order of calls, and once a page fails to write the writer
+//! refuses every page queued after it, so nothing after a failure is written.
 
 use super::checkpoint::Checkpointer;
 use super::records::{PageOutcome, PageWrite};
@@ -22,14 +23,14 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-/// Pages queued for the writer at most. Each holds its rows' key fields and stored text (a few hundred KB
-/// for a page of 1,000 sign-ins): two kept the writer busy where one left both threads waiting on each
-/// other.
-pub const QUEUED_PAGES: usize = 2;
+/// Pages queued for the writer at most. A queued page holds its rows' attribute maps until the writer
+/// takes it (about 2 MB for a page of 1,000 sign-ins): with text made on the writer, two pages were
+/// within the noise of one on the benchmark tenant and took 2-3 MB more peak memory.
+pub const QUEUED_PAGES: usize = 1;
 
 enum Job {
     Page {
-        page: Box<Queued>,
+        page: Box<PageWrite>,
         done: oneshot::Sender<Written>,
     },
     Flush(oneshot::Sender<Result<()>>),
@@ -49,23 +50,25 @@ pub struct BackgroundWriter<'s> {
     thread: Option<JoinHandle<Store>>,
     /// The outcomes of the pages queued, oldest first, not yet handed to the caller.
     pending: VecDeque<oneshot::Receiver<Written>>,
-}
-
-struct Queued {
-    page: PageWrite,
-    prepared: PreparedPage,
+    /// Pages queued at most.
+    depth: usize,
 }
 
 /// A page's outcome, with the page itself: it is freed by the thread that allocated it, because with
 /// glibc's allocator freeing on the writer thread contends for the runner thread's heap.
 struct Written {
     outcome: Result<PageOutcome>,
-    _page: Box<Queued>,
+    _page: Box<PageWrite>,
 }
 
 impl Store {
     /// Lends this store to a writer thread for page writes; see [`BackgroundWriter`].
     pub fn background(&mut self) -> Result<BackgroundWriter<'_>> {
+        self.background_queueing(QUEUED_PAGES)
+    }
+
+    /// [`Store::background`] with room for `depth` queued pages (at least one).
+    pub(super) fn background_queueing(&mut self, depth: usize) -> Result<BackgroundWriter<'_>> {
         let path = self.path.clone();
         // While the thread has the store, `self` is a connection to nothing, which nobody can reach: the
         // writer borrows `self` mutably until it gives the store back.
@@ -93,15 +96,23 @@ impl Store {
             store.may_defer = true;
             for job in queue {
                 match job {
-                    Job::Page { page, done } => {
+                    Job::Page { mut page, done } => {
                         let result = if failed {
                             Err(StoreError::Invalid {
                                 op: "writing a page".into(),
                                 problem: "not written, because a page before it failed to write".into(),
                             })
                         } else {
-                            catch_unwind(AssertUnwindSafe(|| store.write_prepared(&page.page, &page.prepared)))
-                                .unwrap_or_else(|_| Err(panicked(&mut store, "writing a page")))
+                            catch_unwind(AssertUnwindSafe(|| {
+                                let prepared = PreparedPage::new(&store.path, &page)?;
+                                // From here the stored text is all that is written: the maps go now, not
+                                // when the caller collects the outcome.
+                                for row in &mut page.rows {
+                                    drop(std::mem::take(row.attributes_mut()));
+                                }
+                                store.write_prepared(&page, &prepared)
+                            }))
+                            .unwrap_or_else(|_| Err(panicked(&mut store, "writing a page")))
                         };
                         failed |= result.is_err();
                         let _ = done.send(Written { outcome: result, _page: page });
@@ -130,6 +141,7 @@ impl Store {
                 jobs: Some(jobs),
                 thread: Some(thread),
                 pending: VecDeque::new(),
+                depth: depth.max(1),
             }),
             Err(e) => {
                 Err(StoreError::Invalid { op: "starting the store's writer thread".into(), problem: e.to_string() })
@@ -153,20 +165,15 @@ fn stopped(op: &str) -> StoreError {
 }
 
 impl BackgroundWriter<'_> {
-    /// Checks `page` and turns its rows into stored text here, then, when [`QUEUED_PAGES`] pages are
-    /// queued already, waits for the oldest of them, and queues this one. Returns the outcome of the page
-    /// waited for (`None` while the queue was not full). A page that cannot be stored is refused here,
-    /// whole, as [`Store::write_page`] refuses it.
-    pub async fn write_page(&mut self, mut page: PageWrite) -> Result<Option<PageOutcome>> {
-        let prepared = PreparedPage::new(&self.path, &page)?;
-        // From here the writer needs the stored text, not the attribute maps: a queued page then holds
-        // about a third of the memory.
-        for row in &mut page.rows {
-            drop(std::mem::take(row.attributes_mut()));
-        }
-        let previous = if self.pending.len() >= QUEUED_PAGES { self.settle_oldest().await? } else { None };
+    /// Checks `page` here, then, when [`QUEUED_PAGES`] pages are queued already, waits for the oldest of
+    /// them, and queues this one. Returns the outcome of the page waited for (`None` while the queue was
+    /// not full). A page with a row that cannot be stored is refused here, whole, as
+    /// [`Store::write_page`] refuses it.
+    pub async fn write_page(&mut self, page: PageWrite) -> Result<Option<PageOutcome>> {
+        PreparedPage::check(&self.path, &page)?;
+        let previous = if self.pending.len() >= self.depth { self.settle_oldest().await? } else { None };
         let (done, outcome) = oneshot::channel();
-        self.send(Job::Page { page: Box::new(Queued { page, prepared }), done }, "writing a page")?;
+        self.send(Job::Page { page: Box::new(page), done }, "writing a page")?;
         self.pending.push_back(outcome);
         Ok(previous)
     }

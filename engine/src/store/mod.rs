@@ -10,9 +10,10 @@
 //!   most of a sync rewriting the same pages. [`Store::flush`] commits at once; every other write, and
 //!   closing the store, does too;
 //! - [`Store::background`] lends the store to a writer thread while a resource is read, so one page is
-//!   written while the next is mapped; writes keep their order, at most two pages wait, and nothing
-//!   queued behind a failed page is written; from then on another thread checkpoints the WAL, so neither
-//!   waits for the disk;
+//!   turned into text and written while the next is mapped; writes keep their order, at most
+//!   [`QUEUED_PAGES`] pages wait, and nothing queued behind a failed page is written; from then on
+//!   another thread checkpoints the WAL, so neither waits for the disk. A first sync into an empty table
+//!   builds its key index once at the end instead of row by row (`keys.rs`);
 //! - writing a row identical to the stored one changes nothing but the run that last saw it, so re-running
 //!   a sync reports zero writes and leaves `updated_at` alone;
 //! - events are one row per (instance, name, key), whatever the number of times they are fetched;

@@ -909,9 +909,9 @@ async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_s
     };
     // A table already holding rows keeps its key index, so a page finds the rows of earlier pages.
     store.write_page(&page("acme", &run, "users", 1_000, vec![entity("user", "u0", json!({}))])).unwrap();
-    let mut writer = store.background().unwrap();
-    // Pages queue up to QUEUED_PAGES (two); then each call returns the outcome of the oldest queued page,
-    // and `finish` adds up the outcomes of the rest.
+    // With room for two queued pages, each call once the queue is full returns the outcome of the oldest
+    // queued page, and `finish` adds up the outcomes of the rest.
+    let mut writer = store.background_queueing(2).unwrap();
     assert_eq!(writer.write_page(user(1, "ada")).await.unwrap(), None);
     assert_eq!(writer.write_page(user(2, "bob")).await.unwrap(), None);
     // The same key again, changed: written after the pages before it, so the later value wins.
@@ -932,12 +932,13 @@ async fn the_background_writer_writes_in_order_reports_each_page_and_gives_the_s
 
 #[tokio::test]
 async fn the_background_writer_refuses_bad_pages_reports_write_errors_and_flushes_on_request() {
+    // Room for two queued pages, so that a page can be queued behind one that fails.
     let temp = Temp::new("background-errors");
     let mut store = temp.open();
     let run = store.begin_run("demo", "acme", 1_000).unwrap();
     let raw = temp.raw();
     let committed = || -> i64 { raw.query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap() };
-    let mut writer = store.background().unwrap();
+    let mut writer = store.background_queueing(2).unwrap();
     writer.write_page(page("acme", &run, "users", 1_000, vec![entity("user", "u1", json!({}))])).await.unwrap();
 
     // A row that cannot be stored is refused before it is queued; the page before it is unaffected.
@@ -1161,4 +1162,25 @@ fn a_store_of_the_first_schema_is_migrated_with_its_rows() {
     assert!(has_index(&raw, "entities_key") && has_index(&raw, "events_key") && has_index(&raw, "events_by_start"));
     assert_eq!(rows(&store, "acme", Shape::Entity, "user"), vec![("u1".to_string(), attrs(json!({"n": 1})))]);
     assert_eq!(rows(&store, "acme", Shape::Event, "login").len(), 1);
+}
+
+#[tokio::test]
+async fn with_one_queued_page_each_write_returns_the_outcome_of_the_page_before() {
+    assert_eq!(QUEUED_PAGES, 1, "what this test describes");
+    let temp = Temp::new("background-one");
+    let mut store = temp.open();
+    let run = store.begin_run("demo", "acme", 1_000).unwrap();
+    let user = |id: &str| page("acme", &run, "users", 1_000, vec![entity("user", id, json!({}))]);
+    // Not a first load (see `keys.rs`): the repeated page below is found unchanged.
+    store.write_page(&user("u0")).unwrap();
+    let mut writer = store.background().unwrap();
+    assert_eq!(writer.write_page(user("u1")).await.unwrap(), None);
+    assert_eq!(writer.write_page(user("u1")).await.unwrap(), Some(PageOutcome { written: 1, unchanged: 0 }));
+    // A failure comes back from the next call, and the page of that call is not queued.
+    let stray = page("acme", "no-such-run", "users", 1_000, vec![entity("user", "u2", json!({}))]);
+    assert_eq!(writer.write_page(stray).await.unwrap(), Some(PageOutcome { written: 0, unchanged: 1 }));
+    assert!(matches!(writer.write_page(user("u3")).await, Err(StoreError::UnknownRun { .. })));
+    assert_eq!(writer.finish().await.unwrap(), None);
+    store.flush().unwrap();
+    assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u0", "u1"]);
 }

@@ -188,26 +188,27 @@ struct Checked {
     points: String,
 }
 
-/// Everything a row can be refused for, checked before anything of its page is written, so that a
-/// refused page leaves the open batch as it was.
-fn check_row(row: &Row) -> Result<Checked, String> {
+/// What a row's content can be refused for: an empty key, a number that is not finite. Cheap, so a
+/// page is checked before it is queued for a writer thread.
+fn refuse(row: &Row) -> Result<(), String> {
     let key = |field: &str, value: &str| {
         if value.is_empty() { Err(format!("{field} is empty")) } else { Ok(()) }
     };
-    let mut points = String::new();
     match row {
-        Row::Entity { id, .. } => key("id", id)?,
-        Row::Event { key: k, .. } => key("key", k)?,
-        Row::Metric { value, .. } => finite("value", *value)?,
-        Row::Edge { from_id, to_id, .. } => {
-            key("from id", from_id)?;
-            key("to id", to_id)?;
-        }
-        Row::Distribution { sum, points: p, .. } => {
-            finite("sum", *sum)?;
-            points = canonical_value(p).map_err(|e| e.to_string())?;
-        }
+        Row::Entity { id, .. } => key("id", id),
+        Row::Event { key: k, .. } => key("key", k),
+        Row::Metric { value, .. } => finite("value", *value),
+        Row::Edge { from_id, to_id, .. } => key("from id", from_id).and_then(|()| key("to id", to_id)),
+        Row::Distribution { sum, .. } => finite("sum", *sum),
     }
+}
+
+/// A row's stored texts. Checked with [`refuse`] beforehand; what can still fail here is serializing.
+fn texts(row: &Row) -> Result<Checked, String> {
+    let points = match row {
+        Row::Distribution { points, .. } => canonical_value(points).map_err(|e| e.to_string())?,
+        _ => String::new(),
+    };
     let attributes = canonical(row.attributes()).map_err(|e| e.to_string())?;
     Ok(Checked { attributes, points })
 }
@@ -312,8 +313,8 @@ fn page_op(page: &PageWrite) -> String {
     format!("writing a page of resource `{}` for instance `{}`", page.resource, page.instance)
 }
 
-/// A page's rows checked and turned into the texts stored ([`check_row`]), in the order they are written.
-/// Making it needs no connection, so it can be done while another page is being written.
+/// A page's rows checked and turned into the texts stored, in the order they are written: everything is
+/// checked before anything of the page is written, so a refused page leaves the open batch as it was.
 pub(super) struct PreparedPage {
     order: Vec<usize>,
     checked: Vec<Checked>,
@@ -322,21 +323,29 @@ pub(super) struct PreparedPage {
 impl PreparedPage {
     /// Refuses the page whole, naming the first row that cannot be stored.
     pub(super) fn new(path: &Path, page: &PageWrite) -> Result<PreparedPage> {
+        Self::check(path, page)?;
         let order = write_order(&page.rows);
         let mut checked = Vec::with_capacity(order.len());
         for &index in &order {
             let row = &page.rows[index];
-            let texts = check_row(row).map_err(|reason| StoreError::Row {
-                path: path.to_path_buf(),
-                op: page_op(page),
-                index,
-                row: row.describe(),
-                reason,
-            })?;
-            checked.push(texts);
+            checked.push(texts(row).map_err(|reason| row_refused(path, page, index, reason))?);
         }
         Ok(PreparedPage { order, checked })
     }
+
+    /// The checks of [`PreparedPage::new`] that need no text made: a page that passes them is refused
+    /// later only if SQLite refuses it.
+    pub(super) fn check(path: &Path, page: &PageWrite) -> Result<()> {
+        for (index, row) in page.rows.iter().enumerate() {
+            refuse(row).map_err(|reason| row_refused(path, page, index, reason))?;
+        }
+        Ok(())
+    }
+}
+
+fn row_refused(path: &Path, page: &PageWrite, index: usize, reason: String) -> StoreError {
+    let row = &page.rows[index];
+    StoreError::Row { path: path.to_path_buf(), op: page_op(page), index, row: row.describe(), reason }
 }
 
 impl Store {
