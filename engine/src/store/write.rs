@@ -254,6 +254,12 @@ fn same_content(a: &Row, a_texts: &Checked, b: &Row, b_texts: &Checked) -> bool 
     times && a_texts.attributes == b_texts.attributes
 }
 
+/// Whether two rows have the same [`order_key`], comparing the most telling part (the id) first.
+fn same_key(a: &Row, b: &Row) -> bool {
+    let ((shape_a, name_a, id_a), (shape_b, name_b, id_b)) = (order_key(a), order_key(b));
+    id_a == id_b && shape_a == shape_b && name_a == name_b
+}
+
 fn order_key(row: &Row) -> (u8, &str, &str) {
     match row {
         Row::Entity { entity_type, id, .. } => (0, entity_type, id),
@@ -456,23 +462,23 @@ impl Store {
         let fail = |e| sql_error(path, op, e);
         let mut outcome = PageOutcome::default();
         let mut statements = Statements::prepare(&self.conn, self.deferred).map_err(fail)?;
+        // Whether the row before (in write order) has the same key as the row at hand.
+        let mut repeats = false;
         for (position, (&index, texts)) in order.iter().zip(checked).enumerate() {
             let row = &page.rows[index];
             // A table loading without its key index cannot find the page's earlier row of a key, so the
             // page does: of the rows of one key (neighbours in write order) only the last is inserted, and
             // each counts as an upsert would have counted it.
             if self.deferred.contains(keyed(row)) {
-                let same_key = |other: usize| order_key(&page.rows[order[other]]) == order_key(row);
-                let repeats = position > 0 && same_key(position - 1);
                 if repeats && same_content(&page.rows[order[position - 1]], &checked[position - 1], row, texts) {
                     outcome.unchanged += 1;
                 } else {
                     outcome.written += 1;
                 }
-                if position + 1 < order.len() && same_key(position + 1) {
-                    continue;
+                repeats = order.get(position + 1).is_some_and(|&next| same_key(&page.rows[next], row));
+                if !repeats {
+                    statements.write(page, row, texts).map_err(|problem| row_error(path, op, index, row, problem))?;
                 }
-                statements.write(page, row, texts).map_err(|problem| row_error(path, op, index, row, problem))?;
                 continue;
             }
             match statements.write(page, row, texts) {
