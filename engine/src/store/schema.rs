@@ -200,7 +200,8 @@ INSERT INTO events_v2 (instance, name, key, start_ts, end_ts, attributes, resour
     ORDER BY instance, name, key;
 DROP TABLE events;
 ALTER TABLE events_v2 RENAME TO events;
-CREATE UNIQUE INDEX events_key ON events (instance, name, key);
+-- The key first: only lookups use it (see `keys.rs`).
+CREATE UNIQUE INDEX events_key ON events (key, instance, name);
 CREATE INDEX events_by_start ON events (instance, name, start_ts);
 "#;
 

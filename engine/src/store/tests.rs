@@ -169,6 +169,15 @@ fn opening_creates_the_documented_schema_in_wal_mode() {
         )
         .unwrap();
     assert!(plan.contains("events_by_start"), "{plan}");
+    // Finding an event by its key (what an upsert does) uses the key index, whose first column is the key.
+    let plan: String = raw
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT start_ts FROM events WHERE instance = 'a' AND name = 'n' AND key = 'k'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("events_key") && plan.contains("key=?"), "{plan}");
     // Listing an entity type reads the key index in id order: no scan, no sort.
     let plan: Vec<String> = raw
         .prepare("EXPLAIN QUERY PLAN SELECT id FROM entities WHERE instance = 'a' AND type = 'user' ORDER BY id")
