@@ -272,4 +272,22 @@ fn export_prints_every_stored_row() {
     drop(stdout);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // A damaged row (beyond the first chunk of output): the rows before it are printed, then the export
+    // fails naming the column.
+    let lines: Vec<&str> = signins.lines().collect();
+    let damaged: serde_json::Value = serde_json::from_str(lines[600]).unwrap();
+    let raw = rusqlite::Connection::open(&store).unwrap();
+    let changed = raw
+        .execute("UPDATE events SET attributes = '{\"a\":' WHERE key = ?1", [damaged["key"].as_str().unwrap()])
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(raw);
+    let output =
+        engine().args(["export", "--shape", "event", "--type", "entra_signin_event", "--store"]).arg(&store).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("events.attributes"));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(printed.lines().collect::<Vec<_>>(), lines[..600]);
 }

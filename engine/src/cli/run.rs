@@ -543,14 +543,122 @@ fn key_fields(fields: &Fields<'_>) -> Vec<(&'static str, serde_json::Value)> {
     }
 }
 
+/// JSON lines, one per row, on two threads: this one reads rows and writes lines into chunks of about
+/// [`EXPORT_BUFFER`] bytes; an output thread checks each row's attributes text (as a `text_only` scan
+/// would have) and writes the chunk. Checking and writing were about half of an export's time, so a
+/// large export takes about 40 % less (see ARCHITECTURE.md). Rows before a damaged one are written, then
+/// the export fails, as it would on one thread.
 fn export_jsonl(store: &Store, instance: &str, shape: Shape, kind: &str) -> Result<(), crate::store::StoreError> {
-    use std::io::Write;
     let stdout = std::io::stdout();
     widen_pipe(&stdout);
-    // Exports are large and usually piped: a big buffer means few writes and few wake-ups of the reader.
+    // Two chunks waiting at most, and spent chunks come back, so memory stays at a few chunks.
+    let (full, chunks) = std::sync::mpsc::sync_channel::<Chunk>(2);
+    let (spent, spare) = std::sync::mpsc::channel::<Chunk>();
+    let (path, stdout) = (store.path(), &stdout);
+    std::thread::scope(|scope| {
+        let output = std::thread::Builder::new()
+            .name("export-output".into())
+            .spawn_scoped(scope, move || write_chunks(path, shape, stdout, chunks, &spent));
+        let output = match output {
+            Ok(output) => output,
+            // Without a thread, the same work on this one.
+            Err(_) => return export_jsonl_here(store, instance, shape, kind, stdout),
+        };
+        // The stored attributes text is written as it is (it is compact JSON with sorted keys), which is
+        // what decoding and encoding it again would give, at a fraction of the cost.
+        let scan = Scan { text_only: true, unchecked: true, ..Scan::default() };
+        let mut chunk = Chunk::default();
+        let mut stopped = false;
+        let scanned = store.scan(instance, shape, kind, &scan, |row| {
+            if stopped {
+                return Ok::<(), crate::store::StoreError>(());
+            }
+            chunk.push(&row.fields, row.attributes_text);
+            if chunk.bytes.len() >= EXPORT_BUFFER {
+                let next = spare.try_recv().map(Chunk::cleared).unwrap_or_default();
+                // The output thread is gone: the pipe was closed or a row was damaged.
+                stopped = full.send(std::mem::replace(&mut chunk, next)).is_err();
+            }
+            Ok(())
+        });
+        if !stopped && !chunk.lines.is_empty() {
+            let _ = full.send(chunk);
+        }
+        drop(full);
+        let written = output.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        scanned?;
+        written
+    })
+}
+
+/// The output thread of [`export_jsonl`]: checks and writes chunks until there are no more, the pipe is
+/// closed (which ends the export quietly) or a row's text is damaged.
+fn write_chunks(
+    path: &Path,
+    shape: Shape,
+    stdout: &std::io::Stdout,
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    spent: &std::sync::mpsc::Sender<Chunk>,
+) -> Result<(), crate::store::StoreError> {
+    use std::io::Write;
+    let mut out = stdout.lock();
+    for chunk in chunks {
+        let mut checked = Ok(());
+        let mut end = chunk.bytes.len();
+        for &(line_start, text_start, text_end) in &chunk.lines {
+            if let Err(e) = std::str::from_utf8(&chunk.bytes[text_start..text_end])
+                .map_err(|e| crate::store::StoreError::Invalid { op: "exporting".into(), problem: e.to_string() })
+                .and_then(|text| crate::store::check_attributes_text(path, shape, text))
+            {
+                (checked, end) = (Err(e), line_start);
+                break;
+            }
+        }
+        if out.write_all(&chunk.bytes[..end]).is_err() {
+            return Ok(());
+        }
+        checked?;
+        let _ = spent.send(chunk);
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+/// Lines of an export: the bytes, and per line where it starts and where its attributes text is.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    lines: Vec<(usize, usize, usize)>,
+}
+
+impl Chunk {
+    fn cleared(mut self) -> Chunk {
+        self.bytes.clear();
+        self.lines.clear();
+        self
+    }
+
+    fn push(&mut self, fields: &Fields<'_>, attributes: &str) {
+        let line_start = self.bytes.len();
+        write_key_fields(&mut self.bytes, line_start, fields);
+        self.bytes.extend_from_slice(b",\"attributes\":");
+        let text_start = self.bytes.len();
+        self.bytes.extend_from_slice(attributes.as_bytes());
+        self.lines.push((line_start, text_start, self.bytes.len()));
+        self.bytes.extend_from_slice(b"}\n");
+    }
+}
+
+/// [`export_jsonl`] on one thread, should the output thread not start.
+fn export_jsonl_here(
+    store: &Store,
+    instance: &str,
+    shape: Shape,
+    kind: &str,
+    stdout: &std::io::Stdout,
+) -> Result<(), crate::store::StoreError> {
+    use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(EXPORT_BUFFER, stdout.lock());
-    // The stored attributes text is written as it is (it is compact JSON with sorted keys), which is
-    // what decoding and encoding it again would give, at a fraction of the cost.
     let scan = Scan { text_only: true, ..Scan::default() };
     let mut line: Vec<u8> = Vec::new();
     let mut closed = false;
@@ -559,7 +667,7 @@ fn export_jsonl(store: &Store, instance: &str, shape: Shape, kind: &str) -> Resu
             return Ok::<(), crate::store::StoreError>(());
         }
         line.clear();
-        write_key_fields(&mut line, &row.fields);
+        write_key_fields(&mut line, 0, &row.fields);
         line.extend_from_slice(b",\"attributes\":");
         line.extend_from_slice(row.attributes_text.as_bytes());
         line.extend_from_slice(b"}\n");
@@ -590,31 +698,39 @@ fn widen_pipe(stdout: &std::io::Stdout) {
 }
 
 /// Opens a JSON object with the key fields of a row, in the order [`key_fields`] gives them, written
-/// straight into `out` (a map per row would cost more than the rest of the line).
-fn write_key_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
-    fn field(out: &mut Vec<u8>, name: &str, value: &impl serde::Serialize) {
-        out.push(if out.is_empty() { b'{' } else { b',' });
+/// straight into `out` as the line that starts at `line_start` (a map per row would cost more than the
+/// rest of the line).
+fn write_key_fields(out: &mut Vec<u8>, line_start: usize, fields: &Fields<'_>) {
+    let mut first = true;
+    let mut field = |out: &mut Vec<u8>, name: &str, value: &dyn Fn(&mut Vec<u8>)| {
+        out.push(if std::mem::take(&mut first) { b'{' } else { b',' });
         out.push(b'"');
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":");
-        // Writing plain strings and numbers into a vector cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
+        value(out);
+    };
+    // Writing plain strings and numbers into a vector cannot fail.
+    fn json(value: &impl serde::Serialize) -> impl Fn(&mut Vec<u8>) + '_ {
+        move |out: &mut Vec<u8>| {
+            let _ = serde_json::to_writer(out, value);
+        }
     }
+    debug_assert_eq!(out.len(), line_start, "a line starts where the output ends");
     match fields {
         Fields::Entity { entity_type, id, updated_at } => {
-            field(out, "type", entity_type);
-            field(out, "id", id);
-            field(out, "updated_at", updated_at);
+            field(out, "type", &json(entity_type));
+            field(out, "id", &json(id));
+            field(out, "updated_at", &json(updated_at));
         }
         Fields::Event { name, key, start, end } => {
-            field(out, "name", name);
-            field(out, "key", key);
-            field(out, "start", start);
-            field(out, "end", end);
+            field(out, "name", &json(name));
+            field(out, "key", &json(key));
+            field(out, "start", &json(start));
+            field(out, "end", &json(end));
         }
         other => {
             for (name, value) in key_fields(other) {
-                field(out, name, &value);
+                field(out, name, &json(&value));
             }
         }
     }

@@ -311,7 +311,7 @@ impl<'s> Plan<'s> {
                 None => Ok(()),
             }
         };
-        let scan = Scan { since: group.since, only: Some(&group.reads), slice, text_only: false };
+        let scan = Scan { since: group.since, only: Some(&group.reads), slice, ..Scan::default() };
         store.scan(instance, group.shape, group.name, &scan, &mut visit)?;
         Ok(accumulators)
     }

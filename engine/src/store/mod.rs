@@ -41,7 +41,7 @@ mod error;
 mod json;
 mod keys;
 mod read;
-pub use read::{Scan, Slice};
+pub use read::{Scan, Slice, check_attributes_text};
 mod records;
 mod runs;
 mod schema;

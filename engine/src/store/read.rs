@@ -290,6 +290,9 @@ pub struct Scan<'a> {
     /// No attribute is decoded: the stored text ([`RowRef::attributes_text`]) is only checked to be a
     /// JSON object, which costs a fraction of decoding it. For copying rows out as they are.
     pub text_only: bool,
+    /// With `text_only`, not even that check is made here: the caller makes it with
+    /// [`check_attributes_text`] before using the text (an export checks on its output thread).
+    pub unchecked: bool,
 }
 
 impl Default for &Slice {
@@ -316,6 +319,7 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'r>) -
     let mut attributes = |i: usize, table: &str| -> Result<Attributes, Decode> {
         attributes_text = text(i)?;
         match scan.only {
+            _ if scan.text_only && scan.unchecked => Ok(()),
             _ if scan.text_only => check_attributes(path, table, attributes_text),
             None => return parse_attributes(path, table, attributes_text).map_err(Decode::Store),
             Some(names) => pick_attributes(path, table, attributes_text, names).map(|p| picked = p),
@@ -377,6 +381,20 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'r>) -
 }
 
 /// That the text is a JSON object, without building it.
+/// The check a [`Scan`] with `text_only` makes of a row's attributes text (a JSON object), for rows of
+/// `shape` read with `unchecked` from the store at `path` (named in the error). It needs no connection,
+/// so any thread can make it.
+pub fn check_attributes_text(path: &Path, shape: Shape, text: &str) -> Result<()> {
+    let table = match shape {
+        Shape::Entity => "entities",
+        Shape::Event => "events",
+        Shape::Metric => "metrics",
+        Shape::Edge => "edges",
+        Shape::Distribution => "distributions",
+    };
+    check_attributes(path, table, text)
+}
+
 fn check_attributes(path: &Path, table: &str, text: &str) -> Result<()> {
     struct Object;
     impl<'de> serde::de::Visitor<'de> for Object {

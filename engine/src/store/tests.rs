@@ -828,6 +828,19 @@ fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
     let damaged = store.scan("acme", Shape::Entity, "user", &text_only, |_| Ok::<_, StoreError>(()));
     let message = damaged.unwrap_err().to_string();
     assert!(message.contains("entities.attributes"), "{message}");
+    // Unchecked, the damaged text is handed over, for the caller's own check to refuse.
+    let unchecked = Scan { unchecked: true, ..text_only };
+    let mut texts = Vec::new();
+    store
+        .scan("acme", Shape::Entity, "user", &unchecked, |row| {
+            texts.push(row.attributes_text.to_string());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(texts, vec!["{\"a\":".to_string()]);
+    let message = check_attributes_text(store.path(), Shape::Entity, &texts[0]).unwrap_err().to_string();
+    assert!(message.contains("entities.attributes"), "{message}");
+    assert!(check_attributes_text(store.path(), Shape::Entity, "{\"a\":1}").is_ok());
 }
 
 #[test]
