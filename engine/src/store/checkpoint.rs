@@ -114,6 +114,13 @@ impl Checkpointer {
         hooked.ok().map(|()| checkpointer)
     }
 
+    /// Wakes the thread for a checkpoint now, whatever the log's length: when writing is over for a
+    /// while, the copy and the disk sync are then done while other work runs, not when the store closes.
+    pub(super) fn wake_now(&self) {
+        // Full means a wake-up is pending already.
+        let _ = self.wake.try_send(());
+    }
+
     fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
             self.stopping.store(true, Ordering::Release);

@@ -96,6 +96,12 @@ impl Store {
                 params![run_id, status.as_str(), ended_at, report],
             )
             .map_err(|e| sql_error(path, op, e))?;
+        // The run's rows are all written: the log goes into the database file (and the disk syncs it)
+        // while the KRIs are computed, rather than when the store is closed. On the benchmark tenant,
+        // closing the store after a first sync took 0.06-0.07 s instead of 0.11 s.
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.wake_now();
+        }
         Ok(())
     }
 
