@@ -86,6 +86,7 @@ impl Store {
                 checkpointer: None,
                 deferred: Default::default(),
                 may_defer: false,
+                first_loads: Vec::new(),
             },
         );
         let (jobs, queue) = mpsc::channel::<Job>();

@@ -79,6 +79,9 @@ pub struct Store {
     /// Set while a [`BackgroundWriter`] has the store: only then may a key index be left out, because
     /// nothing can read through this connection until the writer ends and builds the index.
     may_defer: bool,
+    /// The keyed tables this connection loaded from empty, each with the run that did (see
+    /// [`Store::finish_full_sync`]); forgotten when a run begins.
+    first_loads: Vec<(keys::Keyed, String)>,
 }
 
 /// Whatever was written is committed when the store is closed: every page of a batch is whole.
@@ -101,6 +104,7 @@ impl Store {
             checkpointer: None,
             deferred: Default::default(),
             may_defer: false,
+            first_loads: Vec::new(),
         };
         // A key index left out by a killed load is built before anything is read, so every reader sees
         // one row per key. Failing here (another process holds the write lock too long, a read-only

@@ -22,6 +22,7 @@ impl Store {
     /// Runs of the instance still marked running belong to a process that died: they become interrupted.
     pub fn begin_run(&mut self, spec_id: &str, instance: &str, started_at: i64) -> Result<String> {
         self.flush()?;
+        self.first_loads.clear();
         let path = self.path.as_path();
         let op = format!("starting a run of `{spec_id}` for instance `{instance}`");
         let fail = |e| sql_error(path, op.as_str(), e);

@@ -1228,3 +1228,26 @@ async fn finishing_a_run_has_the_checkpoint_thread_copy_the_log_at_once() {
     }
     assert!(file_len(&temp.path, "") >= 800_000, "the database file did not grow before closing");
 }
+
+#[tokio::test]
+async fn a_full_sync_after_a_first_load_sweeps_only_in_later_runs() {
+    let temp = Temp::new("first-load-sweep");
+    let mut store = temp.open();
+    async fn load(store: &mut Store, run: &str, ids: &[&str]) {
+        let users = ids.iter().map(|id| entity("user", id, json!({}))).collect();
+        let mut writer = store.background().unwrap();
+        writer.write_page(page("acme", run, "users", 1_000, users)).await.unwrap();
+        writer.finish().await.unwrap();
+    }
+    let first = store.begin_run("demo", "acme", 1_000).unwrap();
+    load(&mut store, &first, &["u1", "u2", "u3"]).await;
+    assert_eq!(store.finish_full_sync("acme", "users", &first).unwrap().total(), 0);
+    assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u1", "u2", "u3"]);
+    store.finish_run(&first, RunStatus::Ok, 2_000, &json!({})).unwrap();
+
+    // The next run finds rows: what it did not see goes.
+    let second = store.begin_run("demo", "acme", 3_000).unwrap();
+    load(&mut store, &second, &["u2"]).await;
+    assert_eq!(store.finish_full_sync("acme", "users", &second).unwrap().entities, 2);
+    assert_eq!(ids(&store, "acme", Shape::Entity, "user"), ["u2"]);
+}

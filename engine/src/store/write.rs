@@ -300,6 +300,8 @@ pub(super) struct Batch {
     deferred_before: KeyedSet,
     /// Keyed tables found holding rows in this batch, which therefore keep their key index.
     holding_rows: KeyedSet,
+    /// How many first loads the connection knew of when the batch began: a rollback forgets the others.
+    first_loads_before: usize,
 }
 
 /// The keyed tables a page writes into.
@@ -380,6 +382,7 @@ impl Store {
                 opened: Instant::now(),
                 deferred_before: self.deferred,
                 holding_rows: KeyedSet::default(),
+                first_loads_before: self.first_loads.len(),
             });
             if let Err(e) = self.settle_key_indexes() {
                 self.rollback_batch();
@@ -394,7 +397,7 @@ impl Store {
             return Err(e);
         }
         let written = self
-            .defer_key_indexes(keyed_tables(&page.rows))
+            .defer_key_indexes(keyed_tables(&page.rows), &page.run_id)
             .map_err(|e| sql_error(&path, op.as_str(), e))
             .and_then(|()| self.write_in_batch(page, &prepared.order, &prepared.checked, &op));
         match written {
@@ -430,7 +433,7 @@ impl Store {
 
     /// Before a page writes into `tables`: the key index of a table that holds no row at all is dropped
     /// until the next [`Store::flush`].
-    fn defer_key_indexes(&mut self, tables: KeyedSet) -> rusqlite::Result<()> {
+    fn defer_key_indexes(&mut self, tables: KeyedSet, run_id: &str) -> rusqlite::Result<()> {
         if !self.may_defer {
             return Ok(());
         }
@@ -442,6 +445,7 @@ impl Store {
             if keys::is_empty(&self.conn, table)? {
                 keys::drop_index(&self.conn, table)?;
                 self.deferred.insert(table);
+                self.first_loads.push((table, run_id.to_string()));
             } else {
                 batch.holding_rows.insert(table);
             }
@@ -453,6 +457,7 @@ impl Store {
     fn rollback_batch(&mut self) {
         if let Some(batch) = self.batch.take() {
             self.deferred = batch.deferred_before;
+            self.first_loads.truncate(batch.first_loads_before);
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
@@ -532,6 +537,7 @@ impl Store {
             // What cannot be committed is dropped whole (its cursors with it), and the connection is ready
             // for the next write.
             self.deferred = batch.deferred_before;
+            self.first_loads.truncate(batch.first_loads_before);
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(sql_error(&self.path, "committing written pages", e));
         }
@@ -552,7 +558,12 @@ impl Store {
             let sql = format!("DELETE FROM {table} WHERE instance = ?1 AND resource = ?2 AND last_seen_run IS NOT ?3");
             Ok(int_to_u64(tx.prepare_cached(&sql)?.execute(params![instance, resource, run_id])?))
         };
-        let swept = Swept { entities: sweep("entities").map_err(fail)?, edges: sweep("edges").map_err(fail)? };
+        // A table this run loaded from empty holds only rows the run wrote, so it has nothing to sweep, and
+        // looking (a scan of the whole table) is skipped. Another run of the instance writing meanwhile
+        // would have made this one no longer running, which `check_run` above refuses.
+        let first_load = self.first_loads.iter().any(|(table, run)| *table == Keyed::Entities && run == run_id);
+        let entities = if first_load { 0 } else { sweep("entities").map_err(fail)? };
+        let swept = Swept { entities, edges: sweep("edges").map_err(fail)? };
         tx.commit().map_err(fail)?;
         Ok(swept)
     }
