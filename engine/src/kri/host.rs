@@ -38,7 +38,7 @@ pub(super) const AUTO_QUERIES: u32 = 2048;
 /// Rows a window reads ahead at a time.
 const WINDOW_ROWS: usize = 1024;
 
-/// Calls behind a window (by primary key) before the type is indexed after all.
+/// Calls behind a window (by key) before the type is indexed after all.
 pub(super) const BEHIND_LIMIT: u32 = 256;
 
 /// How one entity type and attribute is being reached.
@@ -53,7 +53,7 @@ enum Access {
     /// Ids come in order (a scan of entities by id looking up its own id elsewhere): rows are read
     /// ahead in id order, a merge join that holds a window of rows instead of the whole type.
     Ahead(Window),
-    /// Always by primary key.
+    /// Always by key.
     Keys,
 }
 

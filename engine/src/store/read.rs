@@ -1,5 +1,5 @@
 //! Reading stored rows back for KRI evaluation and export: streaming scans of one shape type, and
-//! single-entity lookups by primary key.
+//! single-entity lookups by key.
 //!
 //! A scan hands each row to a callback while SQLite steps through the table, with key fields borrowed
 //! from SQLite's buffers and only the attributes parsed, so memory stays flat however large the table.
@@ -239,7 +239,7 @@ impl Store {
         stream(path, Shape::Entity, &Scan { only: Some(only), ..Scan::default() }, rows, fail, f)
     }
 
-    /// The attributes of one entity, by primary key; `None` when it is not stored.
+    /// The attributes of one entity, by key (instance, type, id); `None` when it is not stored.
     pub fn entity_attributes(&self, instance: &str, entity_type: &str, id: &str) -> Result<Option<Attributes>> {
         let path = self.path.as_path();
         let text: Option<String> = self
