@@ -54,8 +54,9 @@ pub struct BackgroundWriter<'s> {
     depth: usize,
 }
 
-/// A page's outcome, with the page itself: it is freed by the thread that allocated it, because with
-/// glibc's allocator freeing on the writer thread contends for the runner thread's heap.
+/// A page's outcome, with what is left of the page (its key fields): it is freed by the thread that
+/// allocated it, because with glibc's allocator freeing on the writer thread contends for the runner
+/// thread's heap. The attribute maps, most of a page, are freed on the writer once its text is made.
 struct Written {
     outcome: Result<PageOutcome>,
     _page: Box<PageWrite>,
@@ -77,18 +78,7 @@ impl Store {
         if self.checkpointer.is_none() {
             self.checkpointer = Checkpointer::start(&self.path, &mut self.conn);
         }
-        let mut store = std::mem::replace(
-            self,
-            Store {
-                conn: stand_in,
-                path: path.clone(),
-                batch: None,
-                checkpointer: None,
-                deferred: Default::default(),
-                may_defer: false,
-                first_loads: Vec::new(),
-            },
-        );
+        let mut store = std::mem::replace(self, Store::with_connection(stand_in, path.clone()));
         let (jobs, queue) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
             // Set by a failed write until the caller has seen the failure: the pages queued meanwhile were

@@ -97,20 +97,25 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let conn = schema::open(path)?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            batch: None,
-            checkpointer: None,
-            deferred: Default::default(),
-            may_defer: false,
-            first_loads: Vec::new(),
-        };
+        let mut store = Store::with_connection(conn, path.to_path_buf());
         // A key index left out by a killed load is built before anything is read, so every reader sees
         // one row per key. Failing here (another process holds the write lock too long, a read-only
         // file) only leaves it to the next writer, which cannot skip it.
         let _ = store.build_missing_indexes();
         Ok(store)
+    }
+
+    /// A store on `conn`, with nothing written through it yet.
+    fn with_connection(conn: rusqlite::Connection, path: PathBuf) -> Store {
+        Store {
+            conn,
+            path,
+            batch: None,
+            checkpointer: None,
+            deferred: keys::KeyedSet::default(),
+            may_defer: false,
+            first_loads: Vec::new(),
+        }
     }
 
     /// Sets the connection's page cache size in KiB: reads that pass over each page once need little.

@@ -307,13 +307,7 @@ pub(super) struct Batch {
 /// The keyed tables a page writes into.
 fn keyed_tables(rows: &[Row]) -> KeyedSet {
     let mut tables = KeyedSet::default();
-    for row in rows {
-        match row {
-            Row::Entity { .. } => tables.insert(Keyed::Entities),
-            Row::Event { .. } => tables.insert(Keyed::Events),
-            _ => {}
-        }
-    }
+    rows.iter().filter_map(keyed).for_each(|table| tables.insert(table));
     tables
 }
 
