@@ -559,11 +559,10 @@ fn export_jsonl(store: &Store, instance: &str, shape: Shape, kind: &str) -> Resu
         let output = std::thread::Builder::new()
             .name("export-output".into())
             .spawn_scoped(scope, move || write_chunks(path, shape, stdout, chunks, &spent));
-        let output = match output {
-            Ok(output) => output,
-            // Without a thread, the same work on this one.
-            Err(_) => return export_jsonl_here(store, instance, shape, kind, stdout),
-        };
+        let output = output.map_err(|e| crate::store::StoreError::Invalid {
+            op: "starting the export's output thread".into(),
+            problem: e.to_string(),
+        })?;
         // The stored attributes text is written as it is (it is compact JSON with sorted keys), which is
         // what decoding and encoding it again would give, at a fraction of the cost.
         let scan = Scan { text_only: true, unchecked: true, ..Scan::default() };
@@ -606,10 +605,7 @@ fn write_chunks(
         let mut checked = Ok(());
         let mut end = chunk.bytes.len();
         for &(line_start, text_start, text_end) in &chunk.lines {
-            if let Err(e) = std::str::from_utf8(&chunk.bytes[text_start..text_end])
-                .map_err(|e| crate::store::StoreError::Invalid { op: "exporting".into(), problem: e.to_string() })
-                .and_then(|text| crate::store::check_attributes_text(path, shape, text))
-            {
+            if let Err(e) = crate::store::check_attributes_text(path, shape, &chunk.bytes[text_start..text_end]) {
                 (checked, end) = (Err(e), line_start);
                 break;
             }
@@ -647,36 +643,6 @@ impl Chunk {
         self.lines.push((line_start, text_start, self.bytes.len()));
         self.bytes.extend_from_slice(b"}\n");
     }
-}
-
-/// [`export_jsonl`] on one thread, should the output thread not start.
-fn export_jsonl_here(
-    store: &Store,
-    instance: &str,
-    shape: Shape,
-    kind: &str,
-    stdout: &std::io::Stdout,
-) -> Result<(), crate::store::StoreError> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(EXPORT_BUFFER, stdout.lock());
-    let scan = Scan { text_only: true, ..Scan::default() };
-    let mut line: Vec<u8> = Vec::new();
-    let mut closed = false;
-    store.scan(instance, shape, kind, &scan, |row| {
-        if closed {
-            return Ok::<(), crate::store::StoreError>(());
-        }
-        line.clear();
-        write_key_fields(&mut line, 0, &row.fields);
-        line.extend_from_slice(b",\"attributes\":");
-        line.extend_from_slice(row.attributes_text.as_bytes());
-        line.extend_from_slice(b"}\n");
-        // A closed pipe (`| head`) ends the export quietly.
-        closed = out.write_all(&line).is_err();
-        Ok(())
-    })?;
-    let _ = out.flush();
-    Ok(())
 }
 
 /// Bytes of output gathered before each write to stdout.

@@ -320,7 +320,7 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'r>) -
         attributes_text = text(i)?;
         match scan.only {
             _ if scan.text_only && scan.unchecked => Ok(()),
-            _ if scan.text_only => check_attributes(path, table, attributes_text),
+            _ if scan.text_only => check_attributes(path, table, attributes_text.as_bytes()),
             None => return parse_attributes(path, table, attributes_text).map_err(Decode::Store),
             Some(names) => pick_attributes(path, table, attributes_text, names).map(|p| picked = p),
         }
@@ -383,8 +383,8 @@ fn decode<'r>(path: &Path, shape: Shape, row: &'r SqlRow<'_>, scan: &Scan<'r>) -
 /// That the text is a JSON object, without building it.
 /// The check a [`Scan`] with `text_only` makes of a row's attributes text (a JSON object), for rows of
 /// `shape` read with `unchecked` from the store at `path` (named in the error). It needs no connection,
-/// so any thread can make it.
-pub fn check_attributes_text(path: &Path, shape: Shape, text: &str) -> Result<()> {
+/// so any thread can make it, and takes the text's bytes as copied (the scan checked they are UTF-8).
+pub fn check_attributes_text(path: &Path, shape: Shape, text: &[u8]) -> Result<()> {
     let table = match shape {
         Shape::Entity => "entities",
         Shape::Event => "events",
@@ -395,7 +395,7 @@ pub fn check_attributes_text(path: &Path, shape: Shape, text: &str) -> Result<()
     check_attributes(path, table, text)
 }
 
-fn check_attributes(path: &Path, table: &str, text: &str) -> Result<()> {
+fn check_attributes(path: &Path, table: &str, text: &[u8]) -> Result<()> {
     struct Object;
     impl<'de> serde::de::Visitor<'de> for Object {
         type Value = ();
@@ -408,7 +408,7 @@ fn check_attributes(path: &Path, table: &str, text: &str) -> Result<()> {
         }
     }
     use serde::Deserializer as _;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
     let checked = (&mut deserializer).deserialize_map(Object).and_then(|()| deserializer.end());
     checked.map_err(|e| corrupt(path, format!("{table}.attributes"), e))
 }

@@ -838,9 +838,9 @@ fn a_narrowed_scan_decodes_only_the_attributes_asked_for() {
         })
         .unwrap();
     assert_eq!(texts, vec!["{\"a\":".to_string()]);
-    let message = check_attributes_text(store.path(), Shape::Entity, &texts[0]).unwrap_err().to_string();
+    let message = check_attributes_text(store.path(), Shape::Entity, texts[0].as_bytes()).unwrap_err().to_string();
     assert!(message.contains("entities.attributes"), "{message}");
-    assert!(check_attributes_text(store.path(), Shape::Entity, "{\"a\":1}").is_ok());
+    assert!(check_attributes_text(store.path(), Shape::Entity, b"{\"a\":1}").is_ok());
 }
 
 #[test]
@@ -1071,7 +1071,7 @@ fn a_store_written_with_other_pages_keeps_them_and_checkpoints_by_bytes() {
     assert_eq!(autocheckpoint * 4096, 64 << 20);
 }
 
-/// Whether the file has the key index of `table` (`entities_key`, `events_key`).
+/// Whether the file has the index named `index` (`entities_key`, `events_key`).
 fn has_index(raw: &rusqlite::Connection, index: &str) -> bool {
     raw.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?1").unwrap().exists([index]).unwrap()
 }
