@@ -347,6 +347,8 @@ pub struct Emit {
     pub when: Option<Expr>,
     pub fields: EmitFields,
     pub attributes: Vec<Attribute>,
+    /// Indexes into `attributes`, in the byte order of their names: the order of the stored text.
+    pub sorted: Vec<usize>,
 }
 
 /// Built once per spec, so the size difference between variants costs nothing worth boxing for.

@@ -204,6 +204,15 @@ impl JsonPath {
         }
     }
 
+    /// For a singular path of names and indexes, what it reaches in `doc`, borrowed (`Some(None)` when
+    /// nothing); `None` for any other path, whose value [`JsonPath::select_doc`] gives.
+    pub fn select_doc_in_place<'d, 'a>(&self, doc: &'d Doc<'a>) -> Option<Option<&'d Doc<'a>>> {
+        match &self.plan {
+            Plan::Direct(steps) => Some(walk_doc(steps, doc)),
+            Plan::Walk(..) | Plan::General(_) => None,
+        }
+    }
+
     /// [`JsonPath::select`] on a [`Doc`]: the value a field mapping reads, copied out of the document.
     pub fn select_doc(&self, doc: &Doc) -> Option<Value> {
         match &self.plan {

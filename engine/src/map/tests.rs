@@ -48,10 +48,29 @@ fn config() -> MapScope {
     MapScope::new(NOW).with("config.tenant", "acme")
 }
 
+/// Maps through [`map_record`], and checks that the runner's path ([`map_record_text_into`]) gives the same
+/// rows, skips and warnings, with the stored text of the same attributes.
 fn map_with(emits: &[Emit], record: &Value, parent: Option<(&str, &Value)>) -> Result<Mapped, MapError> {
     let config = config();
     let cx = MapContext { now_ms: NOW, config: &config, parent };
-    map_record(emits, record, &cx)
+    let mapped = map_record(emits, record, &cx);
+    let mut text = MappedText::default();
+    let text_result = map_record_text_into(emits, &Doc::from_value(record), &cx, &mut text);
+    match &mapped {
+        Ok(mapped) => {
+            text_result.expect("the text path maps what the map path maps");
+            assert_eq!((text.skipped, &text.warnings), (mapped.skipped, &mapped.warnings));
+            assert_eq!(text.rows.len(), mapped.rows.len());
+            for ((text_row, stored), row) in text.rows.iter().zip(&text.texts).zip(&mapped.rows) {
+                let mut keys_only = row.clone();
+                *keys_only.attributes_mut() = Map::new();
+                assert_eq!(text_row, &keys_only);
+                assert_eq!(stored, &crate::store::json::canonical(row.attributes()).unwrap());
+            }
+        }
+        Err(error) => assert_eq!(text_result.unwrap_err(), *error),
+    }
+    mapped
 }
 
 fn map(emits: &[Emit], record: Value) -> Mapped {
@@ -576,6 +595,47 @@ fn map_record_into_appends() {
         map_record_into(&emits, &Doc::from_value(&record), &cx, &mut page).unwrap();
     }
     assert_eq!((page.rows.len(), page.skipped, page.warnings.len()), (2, 1, 1));
+}
+
+/// The runner's rows carry their attributes as stored text: names sorted, nested keys sorted, text read
+/// from the page copied or escaped as the store's serializer escapes it, whatever the source of a value.
+#[test]
+fn stored_text_is_the_canonical_text_of_the_attributes() {
+    let emits = entity(
+        r#"            zeta: $.text
+            alpha: $.nested
+            escaped: $.escaped
+            list: $.items[*].n
+            count: { path: $.items, transform: length }
+            ratio: $.ratio
+            flag: $.flag
+            gone: { path: $.absent, missing: omit }
+            none: $.absent
+            fallback: { path: $.absent, default: { b: 1, a: [2] } }
+            label: { template: "{zeta}-{config.tenant}" }
+            derived: { expr: 'ratio * 2' }
+            Upper: { value: "const \"quoted\"" }
+"#,
+    );
+    let page = r#"{"id": "i1", "text": "plain é 日本", "nested": {"y": [{"b": 1, "a": "x"}], "x": null},
+        "escaped": "tab\there \"q\" \\ \u0001 \u00e9", "items": [{"n": 1}, {"n": "two"}], "ratio": 0.25,
+        "flag": true}"#;
+    let record = Doc::parse(page.as_bytes()).unwrap();
+    let config = config();
+    let cx = MapContext { now_ms: NOW, config: &config, parent: None };
+    let mut mapped = Mapped::default();
+    map_record_into(&emits, &record, &cx, &mut mapped).unwrap();
+    let mut text = MappedText::default();
+    map_record_text_into(&emits, &record, &cx, &mut text).unwrap();
+    assert_eq!(text.texts.len(), 1);
+    assert_eq!(text.texts[0], crate::store::json::canonical(mapped.rows[0].attributes()).unwrap());
+    assert_eq!(
+        text.texts[0],
+        r#"{"Upper":"const \"quoted\"","alpha":{"x":null,"y":[{"a":"x","b":1}]},"count":2,"derived":0.5,"#.to_string()
+            + r#""escaped":"tab\there \"q\" \\ \u0001 é","fallback":{"a":[2],"b":1},"flag":true,"#
+            + r#""label":"plain é 日本-acme","list":[1,"two"],"none":null,"ratio":0.25,"zeta":"plain é 日本"}"#
+    );
+    assert!(text.rows[0].attributes().is_empty());
 }
 
 /// Times mapping of a sign-in-like event: 12 attributes (one an expression over an earlier one, nested

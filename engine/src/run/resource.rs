@@ -8,7 +8,7 @@ use crate::config::{ConfigScope, RunConfig};
 use crate::expr::{self, Value as ExprValue};
 use crate::http::{ClientSettings, HttpClient, HttpError, Request, ResolvedAuth, Response};
 use crate::jsonpath::Doc;
-use crate::map::{self, MapContext, Mapped};
+use crate::map::{self, MapContext, MappedText};
 use crate::model::{Auth, CursorFormat, Incremental, Resource, Spec, StatusAction, StatusRule};
 use crate::store::{
     BATCH_WINDOW, BackgroundWriter, PageOutcome, PageWrite, ResourceReport, ResourceStatus, Store, SyncState,
@@ -469,8 +469,9 @@ impl ResourceJob<'_> {
             }
 
             // Usually one row per record and emit: reserved once rather than regrown through the page.
+            let rows = records.len() * resource.emit.len();
             let mut mapped =
-                Mapped { rows: Vec::with_capacity(records.len() * resource.emit.len()), ..Mapped::default() };
+                MappedText { rows: Vec::with_capacity(rows), texts: Vec::with_capacity(rows), ..MappedText::default() };
             let cx = MapContext { now_ms: self.now_ms, config: &self.scope, parent: alias_parent };
             for record in &records {
                 if let (Some(window), Some(incremental)) = (window, &resource.incremental) {
@@ -491,7 +492,7 @@ impl ResourceJob<'_> {
                         }
                     }
                 }
-                if let Err(e) = map::map_record_into(&resource.emit, record, &cx, &mut mapped) {
+                if let Err(e) = map::map_record_text_into(&resource.emit, record, &cx, &mut mapped) {
                     return Ok(ChainEnd::Failed(format!("page {page_index}: {e}")));
                 }
                 if self.keep_records {
@@ -518,16 +519,15 @@ impl ResourceJob<'_> {
                 }),
                 _ => None,
             };
-            let previous = writer
-                .write_page(PageWrite {
-                    instance: self.config.instance.clone(),
-                    run_id: self.run_id.to_string(),
-                    resource: resource.name.clone(),
-                    now: self.now_ms,
-                    rows: mapped.rows,
-                    state,
-                })
-                .await?;
+            let page = PageWrite {
+                instance: self.config.instance.clone(),
+                run_id: self.run_id.to_string(),
+                resource: resource.name.clone(),
+                now: self.now_ms,
+                rows: mapped.rows,
+                state,
+            };
+            let previous = writer.write_page_text(page, mapped.texts).await?;
             self.settled(previous, report);
             report.pages += 1;
             if let Some(message) = refused {

@@ -4,9 +4,9 @@
 //! machine is in ARCHITECTURE.md).
 //!
 //! A page is checked on the caller's thread (a row that cannot be stored is refused at once, as
-//! [`Store::write_page`] refuses it) and queued; the writer thread turns its rows into stored text, frees
-//! their attribute maps and writes it. Making the text is a fifth of the runner's work, and the writer,
-//! once first syncs stopped maintaining key indexes row by row (`keys.rs`), had time to spare. At most
+//! [`Store::write_page`] refuses it) and queued; the writer thread makes the stored text of rows whose
+//! attributes come as maps (the runner hands over that text already made, see
+//! [`BackgroundWriter::write_page_text`]), frees the maps and writes the page. At most
 //! [`QUEUED_PAGES`] pages are queued; the caller waits for the oldest queued page's outcome when the
 //! queue is full. The order of writes is the order of calls, and once a page fails to write the writer
 //! refuses every page queued after it, so nothing after a failure is written.
@@ -23,14 +23,16 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-/// Pages queued for the writer at most. A queued page holds its rows' attribute maps until the writer
-/// takes it (about 2 MB for a page of 1,000 sign-ins): with text made on the writer, two pages were
-/// within the noise of one on the benchmark tenant and took 2-3 MB more peak memory.
+/// Pages queued for the writer at most. A queued page holds its rows until the writer takes it (about
+/// 2 MB for a page of 1,000 sign-ins with attribute maps, 0.5 MB as text): with text made on the writer,
+/// two pages were within the noise of one on the benchmark tenant and took 2-3 MB more peak memory.
 pub const QUEUED_PAGES: usize = 1;
 
 enum Job {
     Page {
         page: Box<PageWrite>,
+        /// The stored text of each row's attributes, when the caller made it.
+        attributes: Option<Vec<String>>,
         done: oneshot::Sender<Written>,
     },
     Flush(oneshot::Sender<Result<()>>),
@@ -87,7 +89,7 @@ impl Store {
             store.may_defer = true;
             for job in queue {
                 match job {
-                    Job::Page { mut page, done } => {
+                    Job::Page { mut page, attributes, done } => {
                         let result = if failed {
                             Err(StoreError::Invalid {
                                 op: "writing a page".into(),
@@ -95,7 +97,7 @@ impl Store {
                             })
                         } else {
                             catch_unwind(AssertUnwindSafe(|| {
-                                let prepared = PreparedPage::new(&store.path, &page)?;
+                                let prepared = PreparedPage::new(&store.path, &page, attributes)?;
                                 // From here the stored text is all that is written: the maps go now, not
                                 // when the caller collects the outcome.
                                 for row in &mut page.rows {
@@ -161,10 +163,25 @@ impl BackgroundWriter<'_> {
     /// not full). A page with a row that cannot be stored is refused here, whole, as
     /// [`Store::write_page`] refuses it.
     pub async fn write_page(&mut self, page: PageWrite) -> Result<Option<PageOutcome>> {
+        self.queue(page, None).await
+    }
+
+    /// [`BackgroundWriter::write_page`] for rows whose attributes come as their stored text, as
+    /// [`crate::map::map_record_text_into`] makes it: `attributes[i]` for `page.rows[i]`, whose map is
+    /// not read.
+    pub(crate) async fn write_page_text(
+        &mut self,
+        page: PageWrite,
+        attributes: Vec<String>,
+    ) -> Result<Option<PageOutcome>> {
+        self.queue(page, Some(attributes)).await
+    }
+
+    async fn queue(&mut self, page: PageWrite, attributes: Option<Vec<String>>) -> Result<Option<PageOutcome>> {
         PreparedPage::check(&self.path, &page)?;
         let previous = if self.pending.len() >= self.depth { self.settle_oldest().await? } else { None };
         let (done, outcome) = oneshot::channel();
-        self.send(Job::Page { page: Box::new(page), done }, "writing a page")?;
+        self.send(Job::Page { page: Box::new(page), attributes, done }, "writing a page")?;
         self.pending.push_back(outcome);
         Ok(previous)
     }

@@ -38,7 +38,7 @@ mod background;
 pub use background::{BackgroundWriter, QUEUED_PAGES};
 mod checkpoint;
 mod error;
-mod json;
+pub(crate) mod json;
 mod keys;
 mod read;
 pub use read::{Scan, Slice, check_attributes_text};

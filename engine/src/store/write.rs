@@ -203,13 +203,17 @@ fn refuse(row: &Row) -> Result<(), String> {
     }
 }
 
-/// A row's stored texts. Checked with [`refuse`] beforehand; what can still fail here is serializing.
-fn texts(row: &Row) -> Result<Checked, String> {
+/// A row's stored texts, with its attributes' text when the caller made it. Checked with [`refuse`]
+/// beforehand; what can still fail here is serializing.
+fn texts(row: &Row, attributes: Option<String>) -> Result<Checked, String> {
     let points = match row {
         Row::Distribution { points, .. } => canonical_value(points).map_err(|e| e.to_string())?,
         _ => String::new(),
     };
-    let attributes = canonical(row.attributes()).map_err(|e| e.to_string())?;
+    let attributes = match attributes {
+        Some(text) => text,
+        None => canonical(row.attributes()).map_err(|e| e.to_string())?,
+    };
     Ok(Checked { attributes, points })
 }
 
@@ -350,14 +354,25 @@ pub(super) struct PreparedPage {
 }
 
 impl PreparedPage {
-    /// Refuses the page whole, naming the first row that cannot be stored.
-    pub(super) fn new(path: &Path, page: &PageWrite) -> Result<PreparedPage> {
+    /// Refuses the page whole, naming the first row that cannot be stored. `attributes`, when given,
+    /// holds the stored text of each row's attributes (the rows' maps are then ignored), as
+    /// [`crate::map`] makes it for the runner.
+    pub(super) fn new(path: &Path, page: &PageWrite, mut attributes: Option<Vec<String>>) -> Result<PreparedPage> {
         Self::check(path, page)?;
+        if let Some(texts) = &attributes
+            && texts.len() != page.rows.len()
+        {
+            return Err(StoreError::Invalid {
+                op: page_op(page),
+                problem: format!("{} attribute texts for {} rows", texts.len(), page.rows.len()),
+            });
+        }
         let order = write_order(&page.rows);
         let mut checked = Vec::with_capacity(order.len());
         for &index in &order {
             let row = &page.rows[index];
-            checked.push(texts(row).map_err(|reason| row_refused(path, page, index, reason))?);
+            let text = attributes.as_mut().map(|texts| std::mem::take(&mut texts[index]));
+            checked.push(texts(row, text).map_err(|reason| row_refused(path, page, index, reason))?);
         }
         Ok(PreparedPage { order, checked })
     }
@@ -388,7 +403,7 @@ impl Store {
     /// failure of SQLite itself (disk full) rolls the batch back, cursors included, so the store stays
     /// consistent and the next run fetches those pages again.
     pub fn write_page(&mut self, page: &PageWrite) -> Result<PageOutcome> {
-        let prepared = PreparedPage::new(&self.path, page)?;
+        let prepared = PreparedPage::new(&self.path, page, None)?;
         self.write_prepared(page, &prepared)
     }
 

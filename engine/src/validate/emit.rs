@@ -94,12 +94,15 @@ pub(crate) fn check(
         if let (Some(fields), Some(attributes), Some(when)) =
             (fields, attributes, when.map_or(Some(None), |w| w.map(Some)))
         {
+            let mut sorted: Vec<usize> = (0..attributes.len()).collect();
+            sorted.sort_by(|&a, &b| attributes[a].name.cmp(&attributes[b].name));
             emits.push(Emit {
                 shape,
                 type_key: format!("{}.{}", shape.as_str(), name.value),
                 when,
                 fields,
                 attributes,
+                sorted,
             });
         }
     }
