@@ -77,9 +77,10 @@
 //! freeing them were about a fifth of all the work. Both paths are compared by every mapping test.
 //!
 //! Measured on the project's 2-core machine (release build, the system allocator): a sign-in-like event
-//! of 12 attributes (one an expression), a key and a `unix_ms` start costs 2.8-3.0 µs per record over
-//! 200,000 distinct records, and 2.5 µs when the records come from one page still in cache, as they do
-//! in a run. Reproduce with `cargo test --release --lib map::tests::throughput -- --ignored --nocapture`.
+//! of 12 attributes (one an expression), a key and a `unix_ms` start costs 2.2-2.5 µs per record into
+//! attribute maps and 1.2-1.3 µs into stored text (text included, which the maps still need made), over
+//! 200,000 distinct records or from one page still in cache, as in a run. Reproduce with
+//! `cargo test --release --lib map::tests::throughput -- --ignored --nocapture`.
 
 mod field;
 mod transform;
