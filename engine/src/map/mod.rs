@@ -175,13 +175,8 @@ pub(crate) fn map_record_text_into(
     for emit in emits {
         let mapped = map_emit(emit, record, cx);
         if let Some((row, slots)) = settle(mapped, &mut out.skipped, &mut out.warnings)? {
-            let text = attribute_text(emit, &slots).map_err(|e| MapError {
-                emit: emit.type_key.clone(),
-                field: "attributes".into(),
-                reads: e.to_string(),
-            })?;
+            out.texts.push(attribute_text(emit, &slots));
             out.rows.push(row);
-            out.texts.push(text);
         }
     }
     Ok(())
@@ -220,7 +215,7 @@ fn attribute_map(emit: &Emit, slots: Vec<Slot>) -> Map<String, Value> {
 
 /// The attributes of a row as the store's canonical text: names in byte order (the emit's
 /// [`Emit::sorted`]), values with their object keys sorted at every level.
-fn attribute_text(emit: &Emit, slots: &[Slot]) -> serde_json::Result<String> {
+fn attribute_text(emit: &Emit, slots: &[Slot]) -> String {
     let mut text = String::with_capacity(32 * slots.len());
     text.push('{');
     for &index in &emit.sorted {
@@ -236,17 +231,18 @@ fn attribute_text(emit: &Emit, slots: &[Slot]) -> serde_json::Result<String> {
         text.push(':');
         match value {
             None => text.push_str("null"),
-            Some(Found::Value(value)) => json::push_canonical(&mut text, value)?,
+            Some(Found::Value(value)) => json::push_canonical(&mut text, value),
             Some(Found::Doc(doc)) => match doc {
                 Doc::String(string) => json::push_json_str(&mut text, string),
                 Doc::Null => text.push_str("null"),
                 Doc::Bool(b) => text.push_str(if *b { "true" } else { "false" }),
-                nested => json::push_canonical(&mut text, &nested.to_value())?,
+                // Numbers (no copy of text) and nested values, whose keys are sorted on the way.
+                other => json::push_canonical(&mut text, &other.to_value()),
             },
         }
     }
     text.push('}');
-    Ok(text)
+    text
 }
 
 /// Why an emit produced no row for a record.
