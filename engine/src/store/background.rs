@@ -24,8 +24,8 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Pages queued for the writer at most. A queued page holds its rows until the writer takes it (about
-/// 2 MB for a page of 1,000 sign-ins with attribute maps, 0.5 MB as text): with text made on the writer,
-/// two pages were within the noise of one on the benchmark tenant and took 2-3 MB more peak memory.
+/// 2 MB for a page of 1,000 sign-ins with attribute maps, 0.5 MB as text): on the benchmark tenant two
+/// pages were within the noise of one, and held 2-3 MB more with maps, 1-2 MB more with text.
 pub const QUEUED_PAGES: usize = 1;
 
 enum Job {
